@@ -1,0 +1,261 @@
+"""The Activity Feed client: one request, checked, retried with urllib3's Retry policy.
+
+Retries live in two places, both driven by urllib3 `Retry` (no hand-made backoff):
+the transport adapter retries 429/5xx/529, resets and timeouts (honouring `retry-after` and
+`x-should-retry: false`); faults only visible in the body (truncated, not JSON, an HTML page
+from a proxy, a bad envelope) are retried by `get_page` with the same policy object.
+A failed request never returns a page, so it can never move the cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ProtocolError, ResponseError
+from urllib3.util.retry import Retry
+
+from . import NAME, __version__
+from .config import ApiConfig
+from .errors import Exit, PluginError
+from .logs import log
+
+API_VERSION = "2023-06-01"
+ACTIVITIES_PATH = "/v1/compliance/activities"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
+
+
+class _Retry(Retry):
+    """urllib3 Retry that also obeys the API's `x-should-retry: false` and counts retries."""
+
+    counter: list[int] | None = None
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[override]
+        if response is not None and response.headers.get("x-should-retry", "").lower() == "false":
+            raise MaxRetryError(_pool, url or "", ResponseError("x-should-retry: false"))
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        new.counter = self.counter
+        if self.counter is not None:
+            self.counter[0] += 1
+        cause = f"HTTP {response.status}" if response is not None else f"{type(error).__name__}: {error}"
+        log.warning("request failed (%s); retry %d of %s", cause, len(new.history), self._budget())
+        return new
+
+    def _budget(self) -> str:
+        return str(self.total + len(self.history)) if isinstance(self.total, int) else "?"
+
+
+@dataclass
+class Page:
+    data: list[Any]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+    request_id: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Query:
+    """One Activity Feed query; `params()` renders it the way the API documents."""
+
+    limit: int
+    order: str = "asc"
+    gte: str | None = None
+    lt: str | None = None
+    after_id: str | None = None
+    activity_types: tuple[str, ...] = ()
+    exclude_activity_types: tuple[str, ...] = ()
+    organization_ids: tuple[str, ...] = ()
+    actor_ids: tuple[str, ...] = ()
+
+    def params(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = [("limit", str(self.limit)), ("order", self.order)]
+        if self.gte:
+            out.append(("created_at.gte", self.gte))
+        if self.lt:
+            out.append(("created_at.lt", self.lt))
+        if self.after_id:
+            out.append(("after_id", self.after_id))
+        for name, values in (
+            ("activity_types[]", self.activity_types),
+            ("exclude_activity_types[]", self.exclude_activity_types),
+            ("organization_ids[]", self.organization_ids),
+            ("actor_ids[]", self.actor_ids),
+        ):
+            out.extend((name, v) for v in values)
+        return out
+
+
+class ApiError(PluginError):
+    pass
+
+
+def _error_details(resp: requests.Response) -> tuple[str, str]:
+    try:
+        body = resp.json()
+        err = body.get("error") or {}
+        return str(err.get("type") or "error"), str(err.get("message") or "").strip()
+    except Exception:
+        return "error", resp.text[:200].strip().replace("\n", " ")
+
+
+class Client:
+    def __init__(self, api: ApiConfig, key: str) -> None:
+        self.api = api
+        self.retries = [0]
+        self.requests = 0
+        self.last_request_id: str | None = None
+        self.session = requests.Session()
+        self.session.headers.update({
+            "x-api-key": key,
+            "anthropic-version": API_VERSION,
+            "User-Agent": f"{NAME}/{__version__}",
+            "Accept": "application/json",
+        })
+        self.session.verify = api.ca_bundle or True
+        adapter = HTTPAdapter(max_retries=self._retry())
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def _retry(self) -> _Retry:
+        retry = _Retry(
+            total=self.api.max_retries,
+            backoff_factor=self.api.retry_backoff_seconds,
+            backoff_max=60,
+            backoff_jitter=self.api.retry_backoff_seconds,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            respect_retry_after_header=True,
+            retry_after_max=300,
+            raise_on_status=False,
+        )
+        retry.counter = self.retries
+        return retry
+
+    def close(self) -> None:
+        self.session.close()
+
+    def get_page(self, query: Query) -> Page:
+        url = f"{self.api.base_url}{ACTIVITIES_PATH}?{urlencode(query.params(), safe='[]')}"
+        retry = self._retry()
+        while True:
+            fault = None
+            try:
+                self.requests += 1
+                resp = self.session.get(url, timeout=self.api.timeout_seconds)
+            except requests.exceptions.ChunkedEncodingError as exc:
+                fault = f"response body cut off ({exc.__class__.__name__})"
+            except requests.exceptions.SSLError as exc:
+                raise ApiError(Exit.UNAVAILABLE, f"TLS error talking to {self.api.base_url}: {exc}",
+                               "check the certificate chain, or set [api] ca_bundle") from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                raise ApiError(
+                    Exit.UNAVAILABLE,
+                    f"API unreachable at {self.api.base_url} after {self.api.max_retries} retries: "
+                    f"{_root_cause(exc)}",
+                    "check network, proxy (HTTPS_PROXY) and [api] base_url; the cursor did not move",
+                ) from None
+            if fault is None:
+                outcome = self._check(resp)
+                if isinstance(outcome, Page):
+                    self._pace(outcome.headers)
+                    return outcome
+                fault = outcome
+            try:
+                retry = retry.increment("GET", url, error=ProtocolError(fault))
+            except MaxRetryError:
+                raise ApiError(Exit.UNAVAILABLE, f"API response unusable after retries: {fault}",
+                               "the cursor did not move; try again later") from None
+            retry.sleep()
+
+    def _check(self, resp: requests.Response) -> Page | str:
+        """A Page, a retryable fault description, or an ApiError raised for final answers."""
+        request_id = resp.headers.get("request-id")
+        self.last_request_id = request_id or self.last_request_id
+        rid = f" (request-id {request_id})" if request_id else ""
+        status = resp.status_code
+        if status != 200:
+            kind, message = _error_details(resp)
+            text = f"API {status} {kind}: {message}{rid}"
+            if status == 401:
+                raise ApiError(Exit.NOPERM, text, f"the key is invalid or revoked; see `{NAME} key status`")
+            if status == 403:
+                hint = ("check [api] organization_ids: the key does not cover that organization"
+                        if "organization" in message.lower()
+                        else "the key needs the read:compliance_activities scope (Admin keys: created "
+                             "after the Compliance API was enabled)")
+                raise ApiError(Exit.NOPERM, text, hint)
+            if status == 400:
+                raise ApiError(Exit.DATAERR, text,
+                               "check the filters in [api] (activity_types, organization_ids, actor_ids)")
+            if status == 404:
+                raise ApiError(Exit.CONFIG, text, "check [api] base_url")
+            if status == 429:
+                raise ApiError(Exit.TEMPFAIL, f"rate limited past the retry budget: {text}",
+                               "the 600 requests/min budget is shared by every key of the organization; "
+                               "the cursor did not move")
+            raise ApiError(Exit.UNAVAILABLE, f"{text} after retries", "the cursor did not move; try again later")
+        ctype = resp.headers.get("content-type", "")
+        if "json" not in ctype:
+            return f"HTTP 200 with content-type {ctype or 'none'!r}, not JSON (a proxy page?){rid}"
+        try:
+            body = json.loads(resp.content)
+        except ValueError as exc:
+            return f"HTTP 200 with a body that is not valid JSON ({exc}){rid}"
+        problem = _envelope_problem(body)
+        if problem:
+            return f"HTTP 200 with a malformed envelope: {problem}{rid}"
+        headers = {k.lower(): v for k, v in resp.headers.items()
+                   if k.lower().startswith("anthropic-") or k.lower() == "request-id"}
+        return Page(body["data"], body["has_more"], body.get("first_id"), body.get("last_id"),
+                    request_id, headers)
+
+    def _pace(self, headers: dict[str, str]) -> None:
+        """Slow down before a 429: the budget is shared by every key of the organization."""
+        try:
+            remaining = int(headers["anthropic-ratelimit-requests-remaining"])
+            limit = int(headers["anthropic-ratelimit-requests-limit"])
+        except (KeyError, ValueError):
+            return
+        if remaining > max(2, limit // 20):
+            return
+        wait = 1.0
+        reset = headers.get("anthropic-ratelimit-requests-reset")
+        if reset:
+            from .timeutil import epoch
+            try:
+                wait = max(0.0, epoch(reset) - time.time()) / (remaining + 1)
+            except ValueError:
+                pass
+        wait = min(wait, 60.0)
+        if wait > 0:
+            log.info("rate-limit budget low (%d of %d left); pausing %.1fs", remaining, limit, wait)
+            time.sleep(wait)
+
+
+def _envelope_problem(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return "top level is not an object"
+    if not isinstance(body.get("data"), list):
+        return "'data' is missing or not a list"
+    if not isinstance(body.get("has_more"), bool):
+        return "'has_more' is missing or not a boolean"
+    for name in ("first_id", "last_id"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            return f"'{name}' is not a string or null"
+    if body["has_more"] and not body.get("last_id"):
+        return "'has_more' is true but 'last_id' is empty"
+    return None
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__context__ is not None and exc.args and "Max retries" in str(exc):
+        exc = exc.__context__
+    text = str(exc)
+    return text.split("Caused by ")[-1].rstrip(")") if "Caused by" in text else text

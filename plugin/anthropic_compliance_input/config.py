@@ -1,0 +1,180 @@
+"""The TOML config, validated with pydantic; every error names the file and the key.
+
+Keys and defaults are a public contract: configs written today must keep working.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import Exit, PluginError
+from .timeutil import parse_duration
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONFIG = Path("/etc/anthropic-compliance-input/config.toml")
+CONFIG_ENV = "ANTHROPIC_COMPLIANCE_INPUT_CONFIG"
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiConfig(_Section):
+    base_url: str = "https://api.anthropic.com"
+    organization_ids: list[str] = []
+    activity_types: list[str] = []
+    exclude_activity_types: list[str] = []
+    actor_ids: list[str] = []
+    page_size: int = Field(1000, ge=1, le=5000)
+    timeout_seconds: float = Field(30, gt=0, le=600)
+    ca_bundle: str | None = None
+    max_retries: int = Field(8, ge=0, le=20)
+    retry_backoff_seconds: float = Field(0.5, ge=0, le=60)
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an https:// URL such as https://api.anthropic.com")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ValueError("must use https (plain http is allowed only for loopback addresses)")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query string or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _types_xor_exclude(self) -> "ApiConfig":
+        if self.activity_types and self.exclude_activity_types:
+            raise ValueError(
+                "activity_types and exclude_activity_types cannot both be set (the API refuses it)"
+            )
+        return self
+
+
+class KeyConfig(_Section):
+    profile: str = Field("default", min_length=1)
+    file: str | None = None
+
+
+class StateConfig(_Section):
+    path: str = "/var/lib/anthropic-compliance-input/default.json"
+
+
+class CollectConfig(_Section):
+    interval_seconds: float = Field(60, gt=0)
+    settle_delay_seconds: float = Field(60, ge=0)
+    overlap_seconds: float = Field(300, ge=0)
+    initial_lookback: Duration = timedelta(hours=24)
+    late_lookback: Duration = timedelta(hours=72)
+    late_activity_types: list[str] = ["anthropic_access", "cmek_preserve"]
+
+
+class OutputConfig(_Section):
+    mode: Literal["stdout", "forward"] = "stdout"
+    forward_host: str = "127.0.0.1"
+    forward_port: int = Field(24224, ge=1, le=65535)
+    forward_tag: str = Field("anthropic.activity", min_length=1)
+    forward_timeout_seconds: float = Field(3.0, gt=0)
+
+
+class Config(_Section):
+    api: ApiConfig = ApiConfig()
+    key: KeyConfig = KeyConfig()
+    state: StateConfig = StateConfig()
+    collect: CollectConfig = CollectConfig()
+    output: OutputConfig = OutputConfig()
+
+
+class LoadedConfig:
+    """A validated config and where it came from (None: built-in defaults)."""
+
+    def __init__(self, config: Config, source: Path | None) -> None:
+        self.config = config
+        self.source = source
+
+    def describe(self) -> str:
+        return str(self.source) if self.source else "built-in defaults (no config file)"
+
+
+def config_path(arg: str | None) -> tuple[Path, bool]:
+    """The path to read and whether the operator named it explicitly."""
+    if arg:
+        return Path(arg), True
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env), True
+    return DEFAULT_CONFIG, False
+
+
+def load_config(arg: str | None) -> LoadedConfig:
+    path, explicit = config_path(arg)
+    try:
+        raw_bytes = path.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise PluginError(
+                Exit.CONFIG,
+                f"config {path}: file not found",
+                f"create it (see {DEFAULT_CONFIG.parent}/config.toml in the package) or fix --config",
+            ) from None
+        return LoadedConfig(Config(), None)
+    except OSError as exc:
+        raise PluginError(Exit.CONFIG, f"config {path}: cannot read: {exc.strerror}",
+                          "check the file's permissions") from None
+    text = raw_bytes.decode("utf-8", errors="replace")
+    if "sk-ant-" in text:
+        raise PluginError(
+            Exit.CONFIG,
+            f"config {path}: contains what looks like an API key; keys are refused in config files",
+            "remove it and store the key with `anthropic-compliance-input key set`, "
+            "a key file ([key] file) or a systemd credential",
+        )
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PluginError(Exit.CONFIG, f"config {path}: not valid TOML: {exc}",
+                          "fix the syntax at that line") from None
+    return LoadedConfig(parse_config(data, path), path)
+
+
+def parse_config(data: dict[str, Any], path: Path | str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            elif "input" in err and not isinstance(err["input"], (dict, list)):
+                msg += f" (got {err['input']!r})"
+            problems.append(f"{key}: {msg}")
+        raise PluginError(Exit.CONFIG, f"config {path}: " + "; ".join(problems),
+                          "fix the key(s) named and run again") from None

@@ -1,0 +1,68 @@
+"""`demo` and `simulate`: the real pipeline against the simulated API, no key, no config.
+
+`demo` needs no HOME and writes only inside its own temporary directory, so any user can run it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from .api import Client
+from .collect import Collector
+from .config import ApiConfig, Config, StateConfig
+from .errors import Interrupted
+from .logs import log, register_secret, setup
+from .simulator import FeedModel, SimServer
+from .sinks import StdoutSink
+from .state import StateStore
+from .stop import Stopper
+
+DEMO_KEY = "sk-ant-api01-simulated-demo-key-0000"
+
+
+def demo(count: int, log_level: str) -> int:
+    setup("debug" if log_level == "debug" else "warning")
+    register_secret(DEMO_KEY)
+    now = time.time()
+    model = FeedModel(keys={DEMO_KEY: {"read:compliance_activities"}})
+    model.generate(max(count - 3, 0), now - 23 * 3600, now - 120)
+    model.generate(min(count, 3), now - 20 * 3600, now - 3600, kind="anthropic_access")
+    with tempfile.TemporaryDirectory(prefix="anthropic-compliance-input-demo-") as tmp, SimServer(model) as server:
+        cfg = Config(api=ApiConfig(base_url=server.url), state=StateConfig(path=str(Path(tmp) / "state.json")))
+        store = StateStore(cfg.state.path)
+        store.lock()
+        from .cli import _new_state
+
+        state = _new_state(now - cfg.collect.initial_lookback.total_seconds())
+        stopper = Stopper()
+        stopper.install()
+        client = Client(cfg.api, DEMO_KEY)
+        try:
+            Collector(cfg, client, store, state, StdoutSink(), stopper).poll()
+        except Interrupted:
+            pass
+        finally:
+            client.close()
+            store.unlock()
+    return 0
+
+
+def simulate(port: int, count: int, rate: float) -> int:
+    now = time.time()
+    model = FeedModel(accept_any_key=True)
+    model.generate(count, now - 24 * 3600, now - 60)
+    stopper = Stopper()
+    stopper.install()
+    with SimServer(model, port) as server:
+        log.info("simulated Compliance API at %s (Ctrl-C to stop); any well-formed key works:", server.url)
+        log.info("  export ANTHROPIC_COMPLIANCE_API_KEY=sk-ant-api01-simulated-key-for-local-tests-only")
+        log.info("  and in the config: [api] base_url = \"%s\"", server.url)
+        try:
+            while True:
+                stopper.sleep(60.0 / rate if rate > 0 else 3600)
+                model.add(model.factory.make(time.time()))
+        except Interrupted:
+            log.info("simulator stopped")
+    return 0
