@@ -142,7 +142,7 @@ class Client:
         self.session.close()
 
     def get_page(self, query: Query) -> Page:
-        url = f"{self.api.base_url}{ACTIVITIES_PATH}?{urlencode(query.params(), safe='[]')}"
+        url = f"{self.api.base_url}{ACTIVITIES_PATH}?{urlencode(query.params())}"
         retry = self._retry()
         while True:
             fault = None

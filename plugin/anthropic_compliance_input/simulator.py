@@ -22,7 +22,7 @@ from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Callable, Iterable, Iterator, Mapping
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .timeutil import epoch, format_rfc3339
 
@@ -201,13 +201,15 @@ class FeedModel:
         self.request_count = 0
 
     # -- data ---------------------------------------------------------------------------------
-    def add(self, record: dict[str, Any], visible_at: float | None = None) -> dict[str, Any]:
-        entry = _Entry((epoch(record["created_at"]), record["id"]),
+    def add(self, record: Any, visible_at: float | None = None,
+            sort_key: tuple[float, str] | None = None) -> Any:
+        """Add one activity; `sort_key` places a deliberately malformed record in the feed."""
+        entry = _Entry(sort_key or (epoch(record["created_at"]), record["id"]),
                        visible_at if visible_at is not None else 0.0, record)
         with self.lock:
             bisect.insort(self._entries, entry)
-            bisect.insort(self._by_type.setdefault(record["type"], []), entry)
-            self._by_id[record["id"]] = entry
+            bisect.insort(self._by_type.setdefault(entry.record.get("type"), []), entry)
+            self._by_id[entry.key[1]] = entry
         return record
 
     def extend(self, records: Iterable[dict[str, Any]], visible_at: float | None = None) -> None:
@@ -273,7 +275,7 @@ class FeedModel:
         if self.side_effects:
             self._record_access(key, target, resp, now)
         with self.lock:
-            self.requests.append(target)
+            self.requests.append(unquote(target))
         return resp
 
     def _known(self, key: str) -> bool:
@@ -347,20 +349,21 @@ class FeedModel:
         excluded = set(exclude)
 
         def keep(e: _Entry) -> bool:
-            r = e.record
+            r = e.record if isinstance(e.record, dict) else {}
             if e.visible_at > now:
                 return False
-            if excluded and r["type"] in excluded:
+            if excluded and r.get("type") in excluded:
                 return False
             ts = e.key[0]
             if ("gte" in bounds and ts < bounds["gte"]) or ("gt" in bounds and ts <= bounds["gt"]):
                 return False
             if ("lt" in bounds and ts >= bounds["lt"]) or ("lte" in bounds and ts > bounds["lte"]):
                 return False
-            if actors and r["actor"].get("user_id") not in actors:
+            actor = r.get("actor") if isinstance(r.get("actor"), dict) else {}
+            if actors and actor.get("user_id") not in actors:
                 return False
-            if orgs and r["organization_id"] is not None and not (
-                    r["organization_id"] in orgs or r["organization_uuid"] in orgs):
+            if orgs and r.get("organization_id") is not None and not (
+                    r.get("organization_id") in orgs or r.get("organization_uuid") in orgs):
                 return False
             return True
 
@@ -378,7 +381,7 @@ class FeedModel:
             picked.reverse()
         data = [e.record for e in picked]
         body = {"data": data, "has_more": has_more,
-                "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+                "first_id": picked[0].key[1] if picked else None, "last_id": picked[-1].key[1] if picked else None}
         rid = "req_" + uuid.uuid4().hex[:24]
         return Response(200, {"content-type": "application/json", "request-id": rid},
                         json.dumps(body, separators=(",", ":")).encode())
