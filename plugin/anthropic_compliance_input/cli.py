@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from typing import Any
@@ -30,6 +31,9 @@ exit codes: 0 ok, 1 stale (status), 64 usage, 65 bad data/corrupt state, 69 API 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # usage errors exit 64, not argparse's 2
         self.print_usage(sys.stderr)
+        if "sk-ant-" in message:  # never echo a key typed on the command line into logs
+            message = re.sub(r"sk-ant-\S+", "[REDACTED]", message)
+            message += f" (keys are never taken from the command line: `{NAME} key set < file` or type it at the prompt)"
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(Exit.USAGE)
 
