@@ -74,16 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     key = sub.add_parser("key", help="store, inspect or delete the API key").add_subparsers(
         dest="key_command", metavar="ACTION", parser_class=_Parser)
     key.required = True
+    key_examples = {
+        "set": f"examples:\n  {NAME} key set                      # prompts, input hidden\n"
+               f"  {NAME} key set --verify < key.txt  # first line of stdin; one API call checks it",
+        "status": f"example:\n  {NAME} --config /etc/{NAME}/config.toml key status",
+        "delete": f"example:\n  {NAME} key delete --profile staging",
+    }
     for name, func, text in (("set", cmd_key_set, "read the key from a prompt or stdin and store it in the OS keyring"),
                              ("status", cmd_key_status, "which source the next run would use (never prints the key)"),
                              ("delete", cmd_key_delete, "delete the key from the OS keyring")):
-        kp = key.add_parser(name, help=text, description=text)
+        kp = key.add_parser(name, help=text, description=text, epilog=key_examples[name], formatter_class=fmt)
         kp.add_argument("--profile", help="keyring username (default: [key] profile)")
         if name == "set":
             kp.add_argument("--verify", action="store_true", help="check the key with one API call before storing it")
         kp.set_defaults(func=func)
 
-    check = sub.add_parser("check", help="doctor: config, key source, state dir, one API call")
+    check = sub.add_parser("check", help="doctor: config, key source, state dir, one API call", formatter_class=fmt,
+                           epilog=f"example:\n  {NAME} --config /etc/{NAME}/config.toml check   # exit 0 when all pass")
     check.set_defaults(func=cmd_check)
 
     status = sub.add_parser("status", help="cursor, last successful poll, lag, counters", formatter_class=fmt,
@@ -96,18 +103,25 @@ def build_parser() -> argparse.ArgumentParser:
     state = sub.add_parser("state", help="inspect or reset the cursor").add_subparsers(
         dest="state_command", metavar="ACTION", parser_class=_Parser)
     state.required = True
-    show = state.add_parser("show", help="print the state file (counts, not ids)")
+    show = state.add_parser("show", help="print the state file (counts, not ids)", formatter_class=fmt,
+                            epilog=f"example:\n  {NAME} --config /etc/{NAME}/config.toml state show")
     show.set_defaults(func=cmd_state_show)
-    reset = state.add_parser("reset", help="restart collection from --since, or from initial_lookback with --yes")
+    reset = state.add_parser("reset", help="restart collection from --since, or from initial_lookback with --yes",
+                             formatter_class=fmt, epilog=f"examples:\n  {NAME} state reset --since 2026-01-01   "
+                             f"# re-deliver everything since then\n  {NAME} state reset --yes")
     reset.add_argument("--since", metavar="WHEN", help="re-deliver everything from here")
     reset.add_argument("--yes", action="store_true", help="delete the state; the next run starts at initial_lookback")
     reset.set_defaults(func=cmd_state_reset)
 
-    demo = sub.add_parser("demo", help="run the whole pipeline against the built-in simulated API")
+    demo = sub.add_parser("demo", help="run the whole pipeline against the built-in simulated API", formatter_class=fmt,
+                          epilog=f"example:\n  {NAME} demo | jq -c '{{type, created_at}}'")
     demo.add_argument("--count", type=int, default=200, help="activities to simulate (default 200)")
     demo.set_defaults(func=cmd_demo)
 
-    sim = sub.add_parser("simulate", help="serve the simulated API on 127.0.0.1 (try shipper configs with no key)")
+    sim = sub.add_parser("simulate", help="serve the simulated API on 127.0.0.1 (try shipper configs with no key)",
+                         formatter_class=fmt, epilog=f"example:\n  {NAME} simulate --port 8089 &\n"
+                         f"  ANTHROPIC_COMPLIANCE_API_KEY=sk-ant-api01-simulated-key-for-local-tests-only "
+                         f"{NAME} --config sim.toml run   # sim.toml: [api] base_url = \"http://127.0.0.1:8089\"")
     sim.add_argument("--port", type=int, default=8089, help="port (default 8089; 0 picks one)")
     sim.add_argument("--count", type=int, default=1000, help="activities over the last 24 h (default 1000)")
     sim.add_argument("--rate", type=float, default=30, help="new activities per minute (default 30)")
@@ -180,7 +194,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     client = Client(cfg.api, key.key)
     sink = make_sink(cfg.output)
     total = Summary()
-    collector = Collector(cfg, client, store, state, sink, stopper)
+    progress = Progress(started) if sys.stderr.isatty() else None
+    collector = Collector(cfg, client, store, state, sink, stopper, progress)
     try:
         while True:
             try:
@@ -208,6 +223,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("stdout was closed by the reader; stopping without committing the page in flight")
         return Exit.IOERR
     finally:
+        if progress:
+            progress.done()
         collector.rejects.close()
         sink.close()
         client.close()
@@ -219,6 +236,25 @@ def cmd_run(args: argparse.Namespace) -> int:
              total.duplicates, total.pages, client.requests, client.retries[0], time.time() - started,
              collector.state.high_water, collector.state.stats.last_request_id, stopped)
     return Exit.OK
+
+
+class Progress:
+    """A one-line backfill display, only when stderr is a terminal (no \\r in logs, ever)."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.shown = False
+
+    def __call__(self, summary: Any, reached: str | None, target: str) -> None:
+        rate = summary.emitted / max(time.time() - self.started, 1e-3)
+        sys.stderr.write(f"\r{summary.emitted} activities, {summary.pages} pages, {rate:,.0f}/s, "
+                         f"reached {reached or '-'} of {target}\x1b[K")
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
 
 
 def _record_error(store: Any, exc: PluginError) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 from . import schema
 from .api import Client, Page, Query
@@ -57,7 +57,7 @@ def _created(record: Any) -> float | None:
 
 class Collector:
     def __init__(self, cfg: Config, client: Client, store: StateStore, state: State,
-                 sink: Sink, stopper: Stopper) -> None:
+                 sink: Sink, stopper: Stopper, progress: Callable[[Summary, str | None, str], None] | None = None) -> None:
         self.cfg = cfg
         self.client = client
         self.store = store
@@ -66,6 +66,7 @@ class Collector:
         self.stopper = stopper
         self.rejects = RejectFile(store.rejected_path)
         self.late_types = frozenset(cfg.collect.late_activity_types)
+        self.progress = progress  # (summary so far, created_at reached, window end) after each page
 
     def poll(self) -> Summary:
         """One poll: the main window, then the late-type reconciliation."""
@@ -111,6 +112,8 @@ class Collector:
             with self.stopper.waiting():
                 page = self.client.get_page(query)
             self._deliver(page, summary, advance)
+            if self.progress and advance:
+                self.progress(summary, self.state.high_water, query.lt or "")
             if self.stopper.requested:
                 summary.stopped = self.stopper.reason
                 return False

@@ -272,6 +272,8 @@ class FeedModel:
         else:
             resp = self._list(parse_qsl(parts.query, keep_blank_values=True), now)
             resp.headers.update(rl)
+            if resp.status == 200:
+                resp.headers["anthropic-organization-id"] = self.factory.orgs[0][1]
         if self.side_effects:
             self._record_access(key, target, resp, now)
         with self.lock:

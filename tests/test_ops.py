@@ -1,0 +1,135 @@
+"""Issue 7: check, status, logs and progress — what an on-call engineer reaches for."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import time
+
+from conftest import Plugin, child_env
+
+DAY = 86400.0
+
+
+def steps(output: bytes) -> dict[str, str]:
+    return {line.split()[0]: line for line in output.decode().splitlines()}
+
+
+def test_check_all_steps_pass(plugin: Plugin, model, now):
+    model.generate(3, now - 3600, now - 120)
+    result = plugin.run("check")
+    assert result.rc == 0, result.stdout
+    s = steps(result.stdout)
+    assert list(s) == ["config", "key", "state", "api"]
+    assert all(" ok " in line for line in s.values())
+    assert str(plugin.config_path) in s["config"]
+    assert "ANTHROPIC_COMPLIANCE_API_KEY: sk-ant-api01-…wxyz" in s["key"]
+    assert "is writable (probe file written and removed)" in s["state"]
+    assert "rate limit 599/600 requests left" in s["api"] and "organization " in s["api"]
+    assert "limit=1&" in model.requests[-1]
+
+
+def test_check_config_step_fails(plugin: Plugin):
+    plugin.configure(api={"page_size": 0})
+    result = plugin.run("check")
+    assert result.rc == 78 and "config  FAIL" in result.stdout.decode() and "api.page_size" in result.stdout.decode()
+
+
+def test_check_key_step_fails(plugin: Plugin):
+    result = plugin.run("check", env=child_env(ANTHROPIC_COMPLIANCE_API_KEY=None))
+    s = steps(result.stdout)
+    assert result.rc == 78 and "FAIL" in s["key"] and "no API key found" in s["key"]
+    assert "skipped: no key" in s["api"] and " ok " in s["state"]
+
+
+def test_check_state_step_fails(plugin: Plugin, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    plugin.configure(state={"path": str(blocker / "default.json")})
+    result = plugin.run("check")
+    s = steps(result.stdout)
+    assert result.rc == 78 and "FAIL" in s["state"] and "is not writable" in s["state"]
+    assert "vector for Vector" in s["state"] and " ok " in s["api"]
+
+
+def test_check_api_step_fails(plugin: Plugin):
+    result = plugin.run("check", env=child_env(ANTHROPIC_COMPLIANCE_API_KEY="sk-ant-api01-revoked-0000000000000000"))
+    s = steps(result.stdout)
+    assert result.rc == 77 and "FAIL" in s["api"] and "401 authentication_error" in s["api"]
+
+
+def test_status_before_any_run_is_non_zero(plugin: Plugin):
+    result = plugin.run("status", "--max-age", "24h")
+    assert result.rc == 1 and b"never_run" in result.stdout
+    assert plugin.run("status").rc == 1
+
+
+def test_status_max_age_and_json(plugin: Plugin, model, now):
+    model.generate(10, now - 3600, now - 120)
+    assert plugin.run().rc == 0
+    fresh = plugin.run("status", "--max-age", "1h", "--json")
+    assert fresh.rc == 0
+    doc = json.loads(fresh.stdout)  # exactly one JSON object
+    assert doc["status"] == "ok" and doc["healthy"] is True and doc["emitted"] == 10
+    assert doc["last_success"].endswith("Z") and doc["high_water"].endswith("Z")
+    assert 55 < doc["lag_seconds"] < 120 and doc["newest_activity_age_seconds"] >= 120
+    text = plugin.run("status")
+    assert text.rc == 0 and b"last_success" in text.stdout and b"emitted" in text.stdout
+    time.sleep(1.2)
+    stale = plugin.run("status", "--max-age", "1s", "--json")
+    assert stale.rc == 1 and json.loads(stale.stdout)["stale"] == ["last_success", "newest_activity"]
+    assert plugin.run("status", "--max-age", "soon").rc == 64
+
+
+def test_status_shows_the_last_error(plugin: Plugin, model, now):
+    assert plugin.run().rc == 0
+    model.faults = lambda n: "503"
+    plugin.configure(api={"max_retries": 1})
+    assert plugin.run().rc == 69
+    doc = json.loads(plugin.run("status", "--json").stdout)
+    assert "503" in doc["last_error"] and doc["last_error_at"].endswith("Z")
+
+
+def test_json_logs_and_one_summary_line(plugin: Plugin, model, now):
+    model.generate(20, now - 3600, now - 120)
+    result = plugin.run("--log-format", "json", "run")
+    logs = [json.loads(line) for line in result.stderr.splitlines()]
+    summary = [d for d in logs if d["message"].startswith("run finished")]
+    assert len(summary) == 1 and "emitted=20" in summary[0]["message"]
+    assert "last_request_id=req_" in summary[0]["message"] and summary[0]["level"] == "info"
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr
+
+
+def test_progress_only_on_a_terminal(plugin: Plugin, model, now):
+    model.generate(3000, now - 2 * DAY, now - 120)
+    plugin.configure(api={"page_size": 500})
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(plugin.cmd("run"), env=child_env(), stdout=subprocess.PIPE, stderr=follower)
+    os.close(follower)
+    out, _ = proc.communicate(timeout=60)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    tty = b"".join(chunks).decode()
+    assert proc.returncode == 0 and len(out.splitlines()) == 3000
+    assert "\r3000 activities, 6 pages" in tty and " of 20" in tty
+    assert plugin.run("state", "reset", "--yes").rc == 0
+    piped = plugin.run()
+    assert "\r" not in piped.stderr and "activities, " not in piped.stderr
+
+
+def test_help_has_examples_for_every_command(plugin: Plugin):
+    top = plugin.run("--help")
+    assert top.rc == 0 and b"examples:" in top.stdout and b"exit codes:" in top.stdout
+    for cmd in (["run"], ["status"], ["key", "set"], ["key", "status"], ["key", "delete"], ["state", "show"],
+                ["state", "reset"], ["check"], ["demo"], ["simulate"]):
+        result = plugin.run(*cmd, "--help")
+        assert result.rc == 0 and b"example" in result.stdout, cmd
