@@ -205,7 +205,8 @@ class Client:
         if "json" not in ctype:
             return f"HTTP 200 with content-type {ctype or 'none'!r}, not JSON (a proxy page?){rid}"
         try:
-            body = json.loads(resp.content)
+            # stdlib json, not orjson: orjson turns integers beyond 64 bits into floats
+            body = json.loads(resp.content, parse_constant=_no_constants)
         except ValueError as exc:
             return f"HTTP 200 with a body that is not valid JSON ({exc}){rid}"
         problem = _envelope_problem(body)
@@ -237,6 +238,10 @@ class Client:
         if wait > 0:
             log.info("rate-limit budget low (%d of %d left); pausing %.1fs", remaining, limit, wait)
             time.sleep(wait)
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _envelope_problem(body: Any) -> str | None:

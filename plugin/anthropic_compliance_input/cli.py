@@ -223,6 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("stdout was closed by the reader; stopping without committing the page in flight")
         return Exit.IOERR
     finally:
+        stopper.disarm()
         if progress:
             progress.done()
         collector.rejects.close()
@@ -231,7 +232,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     collector.state.stats.retries += client.retries[0]
     store.save(collector.state)
     stopped = f" stopped={total.stopped}" if total.stopped else ""
-    log.info("run finished: emitted=%d rejected=%d duplicates_skipped=%d pages=%d requests=%d retries=%d "
+    log.info("run finished: emitted=%d rejected=%d already_seen=%d pages=%d requests=%d retries=%d "
              "duration=%.2fs high_water=%s last_request_id=%s%s", total.emitted, total.rejected,
              total.duplicates, total.pages, client.requests, client.retries[0], time.time() - started,
              collector.state.high_water, collector.state.stats.last_request_id, stopped)

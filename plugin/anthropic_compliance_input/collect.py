@@ -22,7 +22,7 @@ from .logs import log
 from .sinks import RejectFile, Sink, encode
 from .state import State, StateStore
 from .stop import Stopper
-from .timeutil import epoch, format_rfc3339
+from .timeutil import epoch, fast_epoch, format_rfc3339
 
 
 @dataclass
@@ -48,9 +48,9 @@ def dedupe_key(record: Any) -> str:
     return "sha256:" + hashlib.sha256(encode(record)).hexdigest()
 
 
-def _created(record: Any) -> float | None:
+def _created(record: Any, valid: bool) -> float | None:
     try:
-        return epoch(record["created_at"])
+        return fast_epoch(record["created_at"]) if valid else epoch(record["created_at"])
     except (TypeError, KeyError, ValueError):
         return None
 
@@ -124,19 +124,21 @@ class Collector:
     def _deliver(self, page: Page, summary: Summary, advance: bool) -> None:
         state, stats = self.state, self.state.stats
         high = epoch(state.high_water) if state.high_water else None
-        for record in page.data:
+        newest = epoch(stats.newest_activity) if stats.newest_activity else 0.0
+        problems = schema.page_problems(page.data)
+        for index, record in enumerate(page.data):
             key = dedupe_key(record)
             if key in state.seen or key in state.late_seen:
                 summary.duplicates += 1
                 continue
-            created = _created(record)
-            reason = schema.problem(record)
+            reason = problems.get(index)
+            created = _created(record, reason is None)
             if reason is None:
                 self.sink.emit(record, encode(record))
                 summary.emitted += 1
                 stats.emitted += 1
-                if stats.newest_activity is None or created > epoch(stats.newest_activity):  # type: ignore[operator]
-                    stats.newest_activity = record["created_at"]
+                if created > newest:  # type: ignore[operator]
+                    newest, stats.newest_activity = created, record["created_at"]  # type: ignore[assignment]
             else:
                 self.rejects.add(record, reason)
                 summary.rejected += 1

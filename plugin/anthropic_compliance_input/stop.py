@@ -31,6 +31,11 @@ class Stopper:
             signal.signal(signal.SIGALRM, self._on_stop)
             signal.setitimer(signal.ITIMER_REAL, max_runtime)
 
+    def disarm(self) -> None:
+        """Cancel --max-runtime: an alarm after the work is done would kill the exiting process."""
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+
     def _on_stop(self, signum: int, _frame: object) -> None:
         self.reason = "max-runtime" if signum == signal.SIGALRM else signal.Signals(signum).name
         if self._waiting:
