@@ -225,3 +225,11 @@ def test_filters_are_sent_as_repeated_bracket_parameters(plugin: Plugin, model, 
     assert "actor_ids[]=user_x" in url and "exclude_activity_types[]=claude_chat_viewed" in url
     late = [u for u in model.requests if "activity_types[]=" in u and "exclude" not in u]
     assert late and "anthropic_access" not in late[0] and "activity_types[]=cmek_preserve" in late[0]
+
+
+def test_an_id_repeated_by_the_api_is_delivered_once(plugin: Plugin, model, now):
+    record = model.factory.make(now - 600)
+    model.add(record)
+    model.add(dict(record), sort_key=(now - 500, "activity_zz_copy"))  # same id, again, later in the page
+    result = plugin.run()
+    assert result.ids == [record["id"]] and "already_seen=1" in result.stderr

@@ -229,8 +229,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         collector.rejects.close()
         sink.close()
         client.close()
-    collector.state.stats.retries += client.retries[0]
-    store.save(collector.state)
     stopped = f" stopped={total.stopped}" if total.stopped else ""
     log.info("run finished: emitted=%d rejected=%d already_seen=%d pages=%d requests=%d retries=%d "
              "duration=%.2fs high_water=%s last_request_id=%s%s", total.emitted, total.rejected,

@@ -43,9 +43,8 @@ class Summary:
 
 def dedupe_key(record: Any) -> str:
     """The activity id; for a record without one, a content hash (so it is dead-lettered once)."""
-    if isinstance(record, dict) and isinstance(record.get("id"), str):
-        return record["id"]
-    return "sha256:" + hashlib.sha256(encode(record)).hexdigest()
+    key = record.get("id") if type(record) is dict else None
+    return key if type(key) is str else "sha256:" + hashlib.sha256(encode(record)).hexdigest()
 
 
 def _created(record: Any, valid: bool) -> float | None:
@@ -67,6 +66,7 @@ class Collector:
         self.rejects = RejectFile(store.rejected_path)
         self.late_types = frozenset(cfg.collect.late_activity_types)
         self.progress = progress  # (summary so far, created_at reached, window end) after each page
+        self._retries_counted = client.retries[0]
 
     def poll(self) -> Summary:
         """One poll: the main window, then the late-type reconciliation."""
@@ -84,9 +84,9 @@ class Collector:
                          activity_types=tuple(api.activity_types),
                          exclude_activity_types=tuple(api.exclude_activity_types), **filters)
             if self._read_window(main, summary, advance=True):
-                # all of [lower, until) is delivered; never move back (seen was pruned to it)
+                # all of [lower, until) is delivered; never move back (seen was pruned to it).
+                # Committed with the poll below: a crash before then only re-reads the overlap.
                 state.high_water = format_rfc3339(max(until, epoch(state.high_water or state.origin)))
-                self._commit(now)
 
         late = [t for t in c.late_activity_types
                 if (not api.activity_types or t in api.activity_types)
@@ -100,7 +100,7 @@ class Collector:
         if not summary.stopped:
             state.stats.last_success = format_rfc3339(now)
             state.stats.runs += 1
-            self._commit(now)
+        self._commit(now)
         return summary
 
     def _read_window(self, query: Query, summary: Summary, advance: bool) -> bool:
@@ -123,12 +123,15 @@ class Collector:
 
     def _deliver(self, page: Page, summary: Summary, advance: bool) -> None:
         state, stats = self.state, self.state.stats
+        delivered_before = summary.emitted + summary.rejected
         high = epoch(state.high_water) if state.high_water else None
         newest = epoch(stats.newest_activity) if stats.newest_activity else 0.0
-        problems = schema.page_problems(page.data)
-        for index, record in enumerate(page.data):
-            key = dedupe_key(record)
-            if key in state.seen or key in state.late_seen:
+        seen, late_seen = state.seen, state.late_seen
+        fresh = [(k, r) for r in page.data if (k := dedupe_key(r)) not in seen and k not in late_seen]
+        summary.duplicates += len(page.data) - len(fresh)
+        problems = schema.page_problems([r for _, r in fresh])  # overlap re-reads cost nothing
+        for index, (key, record) in enumerate(fresh):
+            if key in state.seen:  # the same id twice in one page
                 summary.duplicates += 1
                 continue
             reason = problems.get(index)
@@ -154,16 +157,20 @@ class Collector:
                 break
         self.sink.flush()
         self.rejects.sync()
-        if advance and high is not None:
-            state.high_water = format_rfc3339(high)
+        moved = advance and high is not None and format_rfc3339(high) != state.high_water
+        if moved:
+            state.high_water = format_rfc3339(high)  # type: ignore[arg-type]
         summary.pages += 1
         stats.pages += 1
         stats.last_request_id = page.request_id or stats.last_request_id
-        self._commit(time.time())
+        if moved or summary.emitted + summary.rejected > delivered_before:
+            self._commit(time.time())  # progress is durable page by page; empty pages change nothing
 
     def _commit(self, now: float) -> None:
         """Prune what no window can return again, then persist."""
         state, c = self.state, self.cfg.collect
+        state.stats.retries += self.client.retries[0] - self._retries_counted
+        self._retries_counted = self.client.retries[0]
         if state.high_water:
             floor = epoch(state.high_water) - c.overlap_seconds
             state.seen = {k: v for k, v in state.seen.items() if v >= floor}

@@ -8,6 +8,7 @@ validated in one pydantic call (the cost of a per-record loop shows at 50,000 ac
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, StrictStr, StringConstraints, TypeAdapter, ValidationError, with_config
@@ -50,13 +51,17 @@ class Activity(TypedDict):
     organization_uuid: OptionalStr
 
 
-_PAGE = TypeAdapter(list[Activity])
+@lru_cache(maxsize=1)
+def _page_adapter() -> TypeAdapter[list[Activity]]:
+    return TypeAdapter(list[Activity])  # built on first use: a poll with nothing new skips it
 
 
 def page_problems(records: list[Any]) -> dict[int, str]:
     """Why each failing record fails Anthropic.Activity, by index; {} for a clean page."""
+    if not records:
+        return {}
     try:
-        _PAGE.validate_python(records)
+        _page_adapter().validate_python(records)
     except ValidationError as exc:
         reasons: dict[int, list[str]] = {}
         for err in exc.errors():

@@ -24,6 +24,8 @@ from importlib import resources
 from typing import Any, Callable, Iterable, Iterator, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import orjson
+
 from .timeutil import epoch, format_rfc3339
 
 ACTIVITIES_PATH = "/v1/compliance/activities"
@@ -385,8 +387,7 @@ class FeedModel:
         body = {"data": data, "has_more": has_more,
                 "first_id": picked[0].key[1] if picked else None, "last_id": picked[-1].key[1] if picked else None}
         rid = "req_" + uuid.uuid4().hex[:24]
-        return Response(200, {"content-type": "application/json", "request-id": rid},
-                        json.dumps(body, separators=(",", ":")).encode())
+        return Response(200, {"content-type": "application/json", "request-id": rid}, orjson.dumps(body))
 
     @staticmethod
     def _walk(pool: list[_Entry], cursor: _Entry | None, bounds: dict[str, float], up: bool) -> Iterator[_Entry]:

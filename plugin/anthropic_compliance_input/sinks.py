@@ -46,10 +46,12 @@ class StdoutSink:
         self.fd = fd
 
     def emit(self, record: dict[str, Any], line: bytes) -> None:
-        view = memoryview(line)
         try:
-            while view:
-                view = view[os.write(self.fd, view):]
+            written = os.write(self.fd, line)
+            if written < len(line):  # a pipe may take part of a large line
+                view = memoryview(line)[written:]
+                while view:
+                    view = view[os.write(self.fd, view):]
         except BrokenPipeError:
             raise OutputClosed("stdout closed by the reader") from None
 
