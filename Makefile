@@ -21,7 +21,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/bench.py
 
 package: $(VENV)/.installed
-	packaging/build.sh
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" packaging/build.sh
 
 clean:
 	rm -rf $(VENV) build dist

@@ -1,0 +1,47 @@
+"""Write the man page (roff) from the argparse help, so the two never disagree."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+
+from anthropic_compliance_input import NAME, __version__
+from anthropic_compliance_input.cli import build_parser
+
+
+def roff(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("-", "\\-").replace("\n.", "\n\\&.").replace("'", "\\(aq")
+
+
+def subparsers(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[str, argparse.ArgumentParser]]:
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out.append((f"{prefix}{name}", sub))
+                out.extend(subparsers(sub, f"{prefix}{name} "))
+    return out
+
+
+def main() -> None:
+    parser = build_parser()
+    parser.prog = NAME
+    date = datetime.date.today().isoformat()
+    w = sys.stdout.write
+    title = roff(NAME.upper())
+    w(f'.TH {title} 1 "{date}" "{NAME} {__version__}" "User Commands"\n')
+    w(f".SH NAME\n{roff(NAME)} \\- Anthropic Compliance API Activity Feed input plugin for log shippers\n")
+    w(f".SH SYNOPSIS\n.nf\n{roff(parser.format_usage().removeprefix('usage: '))}.fi\n")
+    w(f".SH DESCRIPTION\n.nf\n{roff(parser.format_help().split(chr(10), 2)[2])}.fi\n")
+    for name, sub in subparsers(parser):
+        sub.prog = f"{NAME} {name}"
+        w(f".SH COMMAND: {roff(name.upper())}\n.nf\n{roff(sub.format_help())}.fi\n")
+    w(f".SH FILES\n.TP\n/etc/{NAME}/config.toml\nconfiguration (no secrets)\n"
+      f".TP\n/var/lib/{NAME}/\nstate files, their locks and dead\\-letter files\n"
+      f".TP\n/usr/share/doc/{NAME}/examples/\nFluent Bit, Vector, Fluentd, syslog\\-ng and systemd snippets\n")
+    w(f".SH SEE ALSO\n/usr/share/doc/{NAME}/README.md\n")
+
+
+if __name__ == "__main__":
+    main()
