@@ -127,3 +127,23 @@ def test_state_reset_requires_since_or_yes_and_then_redelivers(plugin: Plugin, m
     assert reset.rc == 0 and b"next run delivers everything from" in reset.stdout
     assert sorted(plugin.run().ids) == sorted(r["id"] for r in records)
     assert plugin.run("state", "reset", "--yes").rc == 0 and not plugin.state_path.exists()
+
+
+def test_tls_is_verified_and_ca_bundle_is_honoured(plugin: Plugin, model, tmp_path):
+    from anthropic_compliance_input.simulator import SimServer
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    import time
+
+    model.generate(10, time.time() - 3600, time.time() - 120)
+    with SimServer(model, tls=(str(cert), str(key))) as server:
+        assert server.url.startswith("https://")
+        plugin.configure(api={"base_url": server.url, "max_retries": 1})
+        untrusted = plugin.run()
+        assert_one_line_error(untrusted, 69, "TLS error talking to https://127.0.0.1", "ca_bundle")
+        plugin.configure(api={"base_url": server.url, "ca_bundle": str(cert)})
+        trusted = plugin.run()
+    assert trusted.rc == 0 and len(trusted.ids) == 10

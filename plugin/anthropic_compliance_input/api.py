@@ -118,7 +118,8 @@ class Client:
             "User-Agent": f"{NAME}/{__version__}",
             "Accept": "application/json",
         })
-        self.session.verify = api.ca_bundle or True
+        # Passed with each request: a session-level path would lose to $REQUESTS_CA_BUNDLE.
+        self.verify: str | bool = api.ca_bundle or True
         adapter = HTTPAdapter(max_retries=self._retry())
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
@@ -148,7 +149,7 @@ class Client:
             fault = None
             try:
                 self.requests += 1
-                resp = self.session.get(url, timeout=self.api.timeout_seconds)
+                resp = self.session.get(url, timeout=self.api.timeout_seconds, verify=self.verify)
             except requests.exceptions.ChunkedEncodingError as exc:
                 fault = f"response body cut off ({exc.__class__.__name__})"
             except requests.exceptions.SSLError as exc:

@@ -469,17 +469,27 @@ class _Handler(BaseHTTPRequestHandler):
 class SimServer:
     """The model on 127.0.0.1 in a background thread."""
 
-    def __init__(self, model: FeedModel, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, model: FeedModel, port: int = 0, host: str = "127.0.0.1",
+                 tls: tuple[str, str] | None = None) -> None:
+        """`tls`: (certificate, key) files to serve https, for testing certificate checks."""
         self.model = model
         self.httpd = ThreadingHTTPServer((host, port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.model = model  # type: ignore[attr-defined]
+        self.scheme = "http"
+        if tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="simulator", daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def start(self) -> "SimServer":
         self.thread.start()
