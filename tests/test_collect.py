@@ -201,6 +201,7 @@ def test_state_file_is_versioned_private_and_bounded(plugin: Plugin, model, now)
     assert doc["version"] == 1 and set(doc["cursor"]) == {"origin", "high_water"}
     assert stat.S_IMODE(os.stat(plugin.state_path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(plugin.state_path.parent).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(plugin.state_path.with_name("default.json.lock")).st_mode) == 0o600
     assert len(doc["seen"]) < 100  # only ids inside the 5-minute overlap, not all 5000
     assert KEY not in plugin.state_path.read_text()
 
@@ -233,3 +234,16 @@ def test_an_id_repeated_by_the_api_is_delivered_once(plugin: Plugin, model, now)
     model.add(dict(record), sort_key=(now - 500, "activity_zz_copy"))  # same id, again, later in the page
     result = plugin.run()
     assert result.ids == [record["id"]] and "already_seen=1" in result.stderr
+
+
+def test_an_api_refusing_a_late_type_filter_does_not_stop_collection(plugin: Plugin, model, now):
+    from anthropic_compliance_input.simulator import activity_types
+
+    model.known_types = set(activity_types()) - {"cmek_preserve"}  # a strictly enum-bound API
+    model.generate(30, now - DAY, now - 120)
+    assert len(plugin.run().ids) == 30
+    t = time.time()
+    access = model.add(model.factory.make(now - 2 * DAY, "anthropic_access"), visible_at=t)
+    result = plugin.run()
+    assert result.rc == 0 and result.ids == [access["id"]]
+    assert "late-activity reconciliation for cmek_preserve skipped: API 400" in result.stderr

@@ -158,3 +158,13 @@ def test_key_set_verify_refuses_a_key_the_api_rejects(plugin: Plugin, tmp_path):
                           env=env, timeout=120, capture_output=True)
     out = done.stdout.decode()
     assert "rc=77" in out and "no key stored" in out and bad not in out + done.stderr.decode()
+
+
+def test_no_plaintext_keyring_backend_is_pulled_in():
+    from importlib.metadata import PackageNotFoundError, distribution, requires
+
+    assert not any(r.lower().startswith(("keyrings.alt", "keyrings-alt", "keyrings.cryptfile"))
+                   for r in requires("anthropic-compliance-input") or [])
+    for name in ("keyrings.alt", "keyrings.cryptfile"):
+        with pytest.raises(PackageNotFoundError):
+            distribution(name)

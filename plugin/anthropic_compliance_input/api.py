@@ -261,7 +261,6 @@ def _envelope_problem(body: Any) -> str | None:
 
 
 def _root_cause(exc: BaseException) -> str:
-    while exc.__context__ is not None and exc.args and "Max retries" in str(exc):
-        exc = exc.__context__
+    """requests wraps the reason in 'Max retries exceeded … (Caused by X(...))': keep X."""
     text = str(exc)
-    return text.split("Caused by ")[-1].rstrip(")") if "Caused by" in text else text
+    return text.split("Caused by ")[-1].rstrip(")") if "Caused by " in text else text

@@ -149,14 +149,6 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- run --------------------------------------------------------------------------------------
 
-def _new_state(origin: float) -> Any:
-    from .state import State
-    from .timeutil import format_rfc3339
-
-    stamp = format_rfc3339(origin)
-    return State(origin=stamp, high_water=stamp)
-
-
 def _since(text: str) -> float:
     from .timeutil import parse_since
 
@@ -172,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
     from .keys import find_key
     from .sinks import DeliveryError, OutputClosed, make_sink
-    from .state import StateStore
+    from .state import State, StateStore
     from .stop import Stopper
 
     started = time.time()
@@ -185,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     store.lock()
     state = store.load()
     if state is None:
-        state = _new_state(since if since is not None else started - cfg.collect.initial_lookback.total_seconds())
+        state = State.starting_at(since if since is not None else started - cfg.collect.initial_lookback.total_seconds())
         store.save(state)  # the origin must survive a crash before the first page
         log.info("first run: collecting from %s", state.origin)
     elif since is not None:
@@ -313,7 +305,7 @@ def cmd_key_set(args: argparse.Namespace) -> int:
         raw = getpass.getpass("Compliance API key (input hidden): ")
     else:
         raw = sys.stdin.readline()
-    key = keys._clean(raw, "the key read from stdin")
+    key = keys.clean(raw, "the key read from stdin")
     warning = keys.shape_warning(key)
     if warning:
         log.warning("%s", warning)
@@ -397,7 +389,7 @@ def cmd_state_show(args: argparse.Namespace) -> int:
 
 def cmd_state_reset(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .state import StateStore
+    from .state import State, StateStore
 
     if not args.since and not args.yes:
         raise PluginError(Exit.USAGE, "state reset needs --since WHEN (re-deliver from then) or --yes "
@@ -406,7 +398,7 @@ def cmd_state_reset(args: argparse.Namespace) -> int:
     store = StateStore(cfg.state.path)
     store.lock()
     if args.since:
-        state = _new_state(_since(args.since))
+        state = State.starting_at(_since(args.since))
         store.save(state)
         print(f"state reset: the next run delivers everything from {state.origin}")
     else:

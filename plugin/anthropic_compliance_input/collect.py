@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from . import schema
-from .api import Client, Page, Query
+from .api import ApiError, Client, Page, Query
 from .config import Config
+from .errors import Exit
 from .logs import log
 from .sinks import RejectFile, Sink, encode
 from .state import State, StateStore
@@ -95,13 +96,28 @@ class Collector:
         if late and not summary.stopped and late_lower < until:
             reconcile = Query(limit=api.page_size, gte=format_rfc3339(late_lower),
                               lt=format_rfc3339(until), activity_types=tuple(late), **filters)
-            self._read_window(reconcile, summary, advance=False)
+            self._reconcile(reconcile, summary)
 
         if not summary.stopped:
             state.stats.last_success = format_rfc3339(now)
             state.stats.runs += 1
         self._commit(now)
         return summary
+
+    def _reconcile(self, query: Query, summary: Summary) -> None:
+        """Re-read the late types. These two are documented outside the activity-type enum, so an
+        API that refuses one as a filter (400) must not stop collection: try each type alone and
+        skip, loudly, only what is refused."""
+        try:
+            self._read_window(query, summary, advance=False)
+        except ApiError as exc:
+            if exc.code != Exit.DATAERR:
+                raise
+            if len(query.activity_types) == 1:
+                log.warning("late-activity reconciliation for %s skipped: %s", query.activity_types[0], exc.message)
+                return
+            for kind in query.activity_types:
+                self._reconcile(replace(query, activity_types=(kind,), after_id=None), summary)
 
     def _read_window(self, query: Query, summary: Summary, advance: bool) -> bool:
         """Page through one window; True when it was read to the end."""

@@ -16,7 +16,7 @@ from .errors import Interrupted
 from .logs import log, register_secret, setup
 from .simulator import FeedModel, SimServer
 from .sinks import StdoutSink
-from .state import StateStore
+from .state import State, StateStore
 from .stop import Stopper
 
 DEMO_KEY = "sk-ant-api01-simulated-demo-key-0000"
@@ -33,9 +33,7 @@ def demo(count: int, log_level: str) -> int:
         cfg = Config(api=ApiConfig(base_url=server.url), state=StateConfig(path=str(Path(tmp) / "state.json")))
         store = StateStore(cfg.state.path)
         store.lock()
-        from .cli import _new_state
-
-        state = _new_state(now - cfg.collect.initial_lookback.total_seconds())
+        state = State.starting_at(now - cfg.collect.initial_lookback.total_seconds())
         stopper = Stopper()
         stopper.install()
         client = Client(cfg.api, DEMO_KEY)

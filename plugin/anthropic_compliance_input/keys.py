@@ -56,7 +56,7 @@ def shape_warning(key: str) -> str | None:
     return "the key does not start with sk-ant-api01- or sk-ant-admin01-; the API will likely reject it"
 
 
-def _clean(raw: str, where: str) -> str:
+def clean(raw: str, where: str) -> str:
     key = raw.strip().splitlines()[0].strip() if raw.strip() else ""
     if not key:
         raise PluginError(Exit.CONFIG, f"{where} is empty", "store the key there, on one line")
@@ -83,7 +83,7 @@ def _read_key_file(path: Path) -> str:
             f"chmod 0600 {path} (or 0640 with the shipper's group)",
         )
     try:
-        return _clean(path.read_text(encoding="utf-8"), f"key file {path}")
+        return clean(path.read_text(encoding="utf-8"), f"key file {path}")
     except PermissionError:
         raise PluginError(Exit.CONFIG, f"key file {path} cannot be read by this user",
                           "run as the shipper's user or make the file readable by its group (0640)") from None
@@ -128,7 +128,7 @@ def lookup(cfg: Config) -> tuple[Found | None, list[Miss]]:
     misses: list[Miss] = []
     value = os.environ.get(ENV_KEY)
     if value is not None:
-        return Found(_clean(value, ENV_KEY), ENV_KEY), misses
+        return Found(clean(value, ENV_KEY), ENV_KEY), misses
     misses.append(Miss(ENV_KEY, "unset"))
 
     file_name = cfg.key.file or os.environ.get(ENV_KEY_FILE)
@@ -149,7 +149,7 @@ def lookup(cfg: Config) -> tuple[Found | None, list[Miss]]:
 
     value, detail = _from_keyring(cfg.key.profile)
     if value:
-        return Found(_clean(value, "OS keyring entry"), f"OS keyring ({detail})"), misses
+        return Found(clean(value, "OS keyring entry"), f"OS keyring ({detail})"), misses
     misses.append(Miss("OS keyring", detail))
     return None, misses
 

@@ -52,8 +52,9 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     log.handlers[:] = [handler]
     log.setLevel(level.upper())
     log.propagate = False
-    # urllib3 logs retries at WARNING/DEBUG; route it through the same redacting handler.
+    # urllib3 repeats every retry the client already logs; keep its detail for debug only,
+    # through the same redacting handler.
     ulog = logging.getLogger("urllib3")
     ulog.handlers[:] = [handler]
-    ulog.setLevel(logging.WARNING if level.upper() != "DEBUG" else logging.DEBUG)
+    ulog.setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.ERROR)
     ulog.propagate = False

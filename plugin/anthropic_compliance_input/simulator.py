@@ -185,7 +185,8 @@ class FeedModel:
     def __init__(self, *, keys: Mapping[str, Iterable[str]] | None = None, accept_any_key: bool = False,
                  side_effects: bool = True, accessed_delay: float = 1.0, rate_limit: int = 600,
                  clock: Callable[[], float] = time.time, seed: int = 7,
-                 faults: Callable[[int], str | None] | None = None) -> None:
+                 faults: Callable[[int], str | None] | None = None,
+                 known_types: Iterable[str] | None = None) -> None:
         self.keys = {k: set(v) for k, v in (keys or {}).items()}
         self.accept_any_key = accept_any_key
         self.side_effects = side_effects
@@ -193,6 +194,7 @@ class FeedModel:
         self.rate_limit = rate_limit
         self.clock = clock
         self.faults = faults
+        self.known_types = set(known_types) if known_types is not None else None  # None: all of the data file
         self.factory = ActivityFactory(seed)
         self.lock = threading.Lock()
         self._entries: list[_Entry] = []
@@ -329,7 +331,7 @@ class FeedModel:
         exclude = multi.get("exclude_activity_types[]", [])
         if types and exclude:
             return bad("`activity_types[]` cannot be combined with `exclude_activity_types[]`.")
-        known = activity_types()
+        known = self.known_types if self.known_types is not None else activity_types()
         for t in types + exclude:
             if t not in known:
                 return bad(f"Unknown activity type: {t!r}")

@@ -43,6 +43,14 @@ class State:
     late_seen: dict[str, float] = field(default_factory=dict)  # late types inside late_lookback
     stats: Stats = field(default_factory=Stats)
 
+    @classmethod
+    def starting_at(cls, origin: float) -> "State":
+        """A first run's state: nothing delivered yet, the cursor at the origin."""
+        from .timeutil import format_rfc3339
+
+        stamp = format_rfc3339(origin)
+        return cls(origin=stamp, high_water=stamp)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": VERSION,
