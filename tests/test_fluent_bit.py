@@ -12,7 +12,7 @@ import re
 import signal
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pytest

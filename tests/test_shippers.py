@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -15,7 +14,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from conftest import IN_CI, KEY, Plugin, child_env
+from conftest import IN_CI, Plugin, child_env
 from shippers import CONF, PACKAGED_COMMAND, PACKAGED_CONFIG, find_binary, snippet, wrapper
 
 DAY = 86400.0

@@ -141,8 +141,6 @@ def status(config_arg: str | None, max_age: str | None, as_json: bool) -> int:
         for k, v in doc.items():
             if v is not None:
                 print(f"{k:<28} {v}")
-    if doc["status"] == "never_run":
-        return 1
-    if limit is not None and not doc["healthy"]:
-        return 1
+    if doc["status"] == "never_run" or (limit is not None and not doc["healthy"]):
+        return Exit.STALE
     return Exit.OK

@@ -105,7 +105,7 @@ class StateStore:
             except OSError:
                 pass
             raise PluginError(Exit.TEMPFAIL, f"another instance holds the state lock {self.lock_path}{holder}",
-                              "only one collector may use a state file; this run exits without touching it")
+                              "only one collector may use a state file; this run exits without touching it") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
