@@ -117,6 +117,7 @@ def test_sighup_rereads_the_config_in_follow_mode(plugin: Plugin, model, now):
     assert proc.returncode == 0, err
     stderr = err.decode()
     assert "config not reloaded" in stderr and "SIGHUP: config reloaded" in stderr
+    assert stderr.count("poll finished: ") >= 3 and stderr.count("run finished: ") == 1
     assert any("limit=7&" in u for u in model.requests)
     assert len(out.splitlines()) == 30
 

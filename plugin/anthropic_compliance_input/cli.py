@@ -194,7 +194,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         while True:
             try:
-                total.add(collector.poll())
+                summary = collector.poll()
+                total.add(summary)
+                if args.follow:
+                    log.info("poll finished: emitted=%d rejected=%d already_seen=%d pages=%d high_water=%s",
+                             summary.emitted, summary.rejected, summary.duplicates, summary.pages,
+                             collector.state.high_water)
             except (ApiError, DeliveryError) as exc:
                 _record_error(store, exc)
                 if not args.follow:
@@ -212,6 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 break
             if stopper.reload:
                 cfg, client, sink = _reload(args, cfg, client, sink, key.key)
+                collector.rejects.close()
                 collector = Collector(cfg, client, store, collector.state, sink, stopper)
                 stopper.reload = False
     except OutputClosed:
