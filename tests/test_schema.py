@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from anthropic_compliance_input.schema import page_problems, problem
 from anthropic_compliance_input.sinks import encode
 
@@ -47,3 +49,18 @@ def test_encoding_is_exact_including_what_orjson_cannot_write():
     surrogate = json.loads('{"id": "a", "s": "\\ud800"}')
     assert json.loads(encode(surrogate)) == surrogate
     assert encode({"a": "ü"}) == '{"a":"ü"}\n'.encode()
+
+
+def test_rfc3339_parsing_is_exact_on_every_supported_python():
+    from anthropic_compliance_input.timeutil import epoch, format_rfc3339, parse_duration, parse_rfc3339
+
+    base = parse_rfc3339("2026-05-22T11:05:00Z")
+    assert (parse_rfc3339("2026-05-22T11:05:00.1Z") - base).total_seconds() == 0.1
+    assert (parse_rfc3339("2026-05-22T11:05:00.123456789Z") - base).total_seconds() == 0.123456
+    assert parse_rfc3339("2026-05-22T13:05:00+02:00") == base == parse_rfc3339("2026-05-22t11:05:00z")
+    assert format_rfc3339(epoch("2026-05-22T11:05:00.123456Z")) == "2026-05-22T11:05:00.123456Z"
+    assert format_rfc3339(base) == "2026-05-22T11:05:00Z"
+    for bad in ("2026-05-22", "2026-05-22T11:05:00", "2026-02-30T00:00:00Z", "yesterday"):
+        with pytest.raises(ValueError):
+            parse_rfc3339(bad)
+    assert parse_duration("1h30m").total_seconds() == 5400 and parse_duration("7d").days == 7

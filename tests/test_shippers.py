@@ -133,11 +133,15 @@ def test_syslog_ng_keeps_a_100kb_activity_line_whole(plugin: Plugin, model, now,
 class ForwardReceiver:
     """A minimal Forward-protocol listener (msgpack Message mode) that records what arrives."""
 
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, unix_path: Path | None = None) -> None:
+        if unix_path:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.bind(str(unix_path))
+        else:
+            self.sock = socket.socket()
+            self.sock.bind(("127.0.0.1", 0))
         self.sock.listen()
-        self.port = self.sock.getsockname()[1]
+        self.port = None if unix_path else self.sock.getsockname()[1]
         self.events: list[tuple[str, tuple[int, int], dict]] = []
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -202,3 +206,17 @@ def test_forward_output_failure_leaves_the_cursor_where_it_was(plugin: Plugin, m
     time.sleep(0.5)
     assert len({e[2]["id"] for e in receiver.events}) == 40
     receiver.close()
+
+
+def test_forward_output_over_a_unix_socket(plugin: Plugin, model, now, tmp_path):
+    path = tmp_path / "forward.sock"
+    receiver = ForwardReceiver(unix_path=path)
+    records = model.generate(30, now - DAY, now - 120)
+    plugin.configure(output={"mode": "forward", "forward_host": f"unix://{path}"})
+    result = plugin.run()
+    assert result.rc == 0 and result.stdout == b"", result.stderr
+    deadline = time.monotonic() + 10
+    while len(receiver.events) < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    receiver.close()
+    assert sorted(e[2]["id"] for e in receiver.events) == sorted(r["id"] for r in records)

@@ -18,10 +18,8 @@ def parse_rfc3339(text: str) -> datetime:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     body = text[:-1] + "+00:00" if text[-1] in "Zz" else text
     body = body[:10] + "T" + body[11:]
-    # fromisoformat takes at most 6 fractional digits before 3.11; trim nanoseconds.
-    match = re.match(r"^(.*?\.\d{6})\d+(.*)$", body)
-    if match:
-        body = match.group(1) + match.group(2)
+    # Python 3.10's fromisoformat wants exactly 3 or 6 fractional digits: use 6 (nanoseconds cut).
+    body = re.sub(r"\.(\d+)", lambda m: "." + m.group(1)[:6].ljust(6, "0"), body, count=1)
     return datetime.fromisoformat(body).astimezone(UTC)
 
 
