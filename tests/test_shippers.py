@@ -163,6 +163,11 @@ class ForwardReceiver:
             for tag, when, record in unpacker:
                 self.events.append((tag, when, record))
 
+    def wait_for(self, count: int, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def close(self) -> None:
         self.sock.close()
 
@@ -173,9 +178,7 @@ def test_forward_output_sends_records_with_created_at_as_event_time(plugin: Plug
     plugin.configure(output={"mode": "forward", "forward_port": receiver.port})
     result = plugin.run()
     assert result.rc == 0 and result.stdout == b"", result.stderr
-    deadline = time.monotonic() + 10
-    while len(receiver.events) < 250 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    receiver.wait_for(250)
     receiver.close()
     by_id = {r["id"]: r for r in records}
     assert sorted(e[2]["id"] for e in receiver.events) == sorted(by_id)
@@ -215,8 +218,6 @@ def test_forward_output_over_a_unix_socket(plugin: Plugin, model, now, tmp_path)
     plugin.configure(output={"mode": "forward", "forward_host": f"unix://{path}"})
     result = plugin.run()
     assert result.rc == 0 and result.stdout == b"", result.stderr
-    deadline = time.monotonic() + 10
-    while len(receiver.events) < 30 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    receiver.wait_for(30)
     receiver.close()
     assert sorted(e[2]["id"] for e in receiver.events) == sorted(r["id"] for r in records)
