@@ -1,112 +1,15 @@
-"""Shared fixtures: the simulated API on loopback and a helper that runs the real plugin
-as a child process, the way a shipper does (no PYTHONUNBUFFERED, stdout a pipe)."""
+"""Fixtures: the simulated API on loopback and a Plugin configured for it. Helpers that tests
+import live in helpers.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers import KEY, Plugin
 
 from anthropic_compliance_input.simulator import FeedModel, SimServer
-
-KEY = "sk-ant-api01-TESTKEY-abcdefghijklmnopqrstuvwxyz-0123456789-wxyz"
-IN_CI = os.environ.get("CI") == "true"
-
-
-def toml_dumps(sections: dict[str, dict[str, Any]]) -> str:
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return json.dumps(str(v))
-
-    out = []
-    for name, keys in sections.items():
-        out.append(f"[{name}]")
-        out.extend(f"{k} = {value(v)}" for k, v in keys.items())
-        out.append("")
-    return "\n".join(out)
-
-
-def child_env(**extra: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    env.pop("ANTHROPIC_COMPLIANCE_INPUT_CONFIG", None)
-    env["ANTHROPIC_COMPLIANCE_API_KEY"] = KEY
-    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
-    for k, v in extra.items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = v
-    return env
-
-
-def plugin_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "anthropic_compliance_input", *args]
-
-
-@dataclass
-class Result:
-    rc: int
-    stdout: bytes
-    stderr: str
-
-    @property
-    def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout.splitlines()]
-
-    @property
-    def ids(self) -> list[str]:
-        return [r["id"] for r in self.lines]
-
-
-class Plugin:
-    """Writes a config for the simulator and runs the plugin against it."""
-
-    def __init__(self, tmp: Path, url: str) -> None:
-        self.tmp = tmp
-        self.url = url
-        self.state_path = tmp / "state" / "default.json"
-        self.config_path = tmp / "config.toml"
-        self.configure()
-
-    def configure(self, **sections: dict[str, Any]) -> Path:
-        base: dict[str, dict[str, Any]] = {
-            "api": {"base_url": self.url, "page_size": 1000, "retry_backoff_seconds": 0.01, "max_retries": 3,
-                    "timeout_seconds": 10},
-            "state": {"path": str(self.state_path)},
-            "collect": {"settle_delay_seconds": 60, "overlap_seconds": 300, "initial_lookback": "4d"},
-        }
-        for name, keys in sections.items():
-            base.setdefault(name, {}).update(keys)
-        self.config_path.write_text(toml_dumps(base))
-        return self.config_path
-
-    def cmd(self, *args: str) -> list[str]:
-        return plugin_cmd("--config", str(self.config_path), *args)
-
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
-            input: bytes | None = None) -> Result:
-        proc = subprocess.run(self.cmd(*(args or ("run",))), env=env or child_env(), capture_output=True,
-                              timeout=timeout, input=input)
-        return Result(proc.returncode, proc.stdout, proc.stderr.decode())
-
-    @property
-    def rejected_path(self) -> Path:
-        return self.state_path.with_name(self.state_path.name + ".rejected.jsonl")
-
-    def state(self) -> dict[str, Any]:
-        return json.loads(self.state_path.read_text())
 
 
 @pytest.fixture
@@ -128,13 +31,3 @@ def plugin(tmp_path: Path, sim: SimServer) -> Plugin:
 @pytest.fixture
 def now() -> float:
     return time.time()
-
-
-def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
-    assert result.rc == code, (result.rc, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.stdout == b""
-    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
-    assert len(errors) == 1, result.stderr
-    for needle in needles:
-        assert needle in errors[0], (needle, errors[0])

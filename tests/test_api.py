@@ -46,7 +46,7 @@ def test_server_errors_are_retried_then_succeed(httpserver, status):
     httpserver.expect_ordered_request(PATH).respond_with_json(PAGE)
     client = client_for(httpserver)
     client.get_page(Query(limit=1))
-    assert len(httpserver.log) == 2 and client.retries[0] == 1
+    assert len(httpserver.log) == 2 and client.counters.retries == 1
 
 
 def test_x_should_retry_false_is_not_retried(httpserver):

@@ -14,7 +14,7 @@ from collections import Counter
 from anthropic_compliance_input import schema
 from anthropic_compliance_input.timeutil import format_rfc3339
 
-from conftest import KEY, Plugin, child_env
+from helpers import KEY, Plugin, child_env
 
 DAY = 86400.0
 
@@ -105,10 +105,10 @@ def test_own_compliance_api_accessed_activities_are_delivered_once(plugin: Plugi
     assert {r["id"] for r in third.lines}.isdisjoint(second.ids)
 
 
-def test_kill_9_at_random_moments_loses_nothing_and_repeats_at_most_a_page_per_kill(plugin: Plugin, model, now):
+def test_kill_9_at_random_moments_loses_nothing_and_repeats_at_most_a_page_per_kill(plugin: Plugin, model, sim, now):
     total, page = 20000, 250
     model.generate(total, now - 3 * DAY, now - 120)
-    model.faults = lambda n: time.sleep(0.06)  # ~80 pages of ~70 ms: kills land mid-backfill
+    sim.faults = lambda n: time.sleep(0.06)  # ~80 pages of ~70 ms: kills land mid-backfill
     plugin.configure(api={"page_size": page})
     rng = random.Random(42)
     env = child_env()
@@ -198,12 +198,12 @@ def test_state_file_is_versioned_private_and_bounded(plugin: Plugin, model, now)
     model.generate(5000, now - 3 * DAY, now - 120)
     assert plugin.run().rc == 0
     doc = plugin.state()
-    assert doc["version"] == 1 and set(doc["cursor"]) == {"origin", "high_water"}
+    assert doc["version"] == 2 and doc["high_water"] > doc["origin"]
     assert stat.S_IMODE(os.stat(plugin.state_path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(plugin.state_path.parent).st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(plugin.state_path.with_name("default.json.lock")).st_mode) == 0o600
-    assert len(doc["seen"]) < 100  # only ids inside the 5-minute overlap, not all 5000
-    assert KEY not in plugin.state_path.read_text()
+    assert stat.S_IMODE(os.stat(plugin.state_path.with_name("default.db.lock")).st_mode) == 0o600
+    assert doc["seen"] < 100  # only ids inside the 5-minute overlap, not all 5000
+    assert KEY.encode() not in plugin.state_path.read_bytes()
 
 
 def test_first_run_starts_at_initial_lookback_or_since(plugin: Plugin, model, now):

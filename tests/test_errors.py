@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from conftest import KEY, Plugin, assert_one_line_error, child_env, plugin_cmd
+from helpers import KEY, Plugin, assert_one_line_error, child_env, plugin_cmd
 
 import subprocess
 
@@ -73,8 +73,8 @@ def test_unreachable_api_exits_69_without_moving_the_cursor(plugin: Plugin):
     result = plugin.run()
     assert_one_line_error(result, 69, "API unreachable", f"127.0.0.1:{port}", "cursor did not move")
     state = plugin.state()
-    assert state["cursor"]["high_water"] == state["cursor"]["origin"]
-    assert "API unreachable" in state["stats"]["last_error"]
+    assert state["high_water"] == state["origin"]
+    assert "API unreachable" in state["last_error"]
 
 
 def test_wrong_key_exits_77_with_the_api_message_and_a_hint(plugin: Plugin):
@@ -97,7 +97,7 @@ def test_filter_the_api_rejects_exits_65(plugin: Plugin):
 
 def test_a_second_instance_on_the_same_state_exits_75(plugin: Plugin):
     plugin.state_path.parent.mkdir(parents=True)
-    lock = plugin.state_path.with_name("default.json.lock")
+    lock = plugin.state_path.with_name("default.db.lock")
     with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         result = plugin.run()

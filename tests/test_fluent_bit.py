@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Plugin, child_env
+from helpers import Plugin, child_env
 from shippers import CONF, snippet, wrapper
 
 DAY = 86400.0

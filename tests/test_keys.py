@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, KEY, Plugin, assert_one_line_error, child_env
+from helpers import IN_CI, KEY, Plugin, assert_one_line_error, child_env
 
 HERE = Path(__file__).resolve().parent
 HAVE_SECRET_SERVICE = all(shutil.which(b) for b in ("dbus-run-session", "gnome-keyring-daemon", "dbus-send"))

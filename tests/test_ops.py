@@ -8,7 +8,7 @@ import pty
 import subprocess
 import time
 
-from conftest import Plugin, child_env
+from helpers import Plugin, child_env
 
 DAY = 86400.0
 
@@ -83,9 +83,9 @@ def test_status_max_age_and_json(plugin: Plugin, model, now):
     assert plugin.run("status", "--max-age", "soon").rc == 64
 
 
-def test_status_shows_the_last_error(plugin: Plugin, model, now):
+def test_status_shows_the_last_error(plugin: Plugin, sim, now):
     assert plugin.run().rc == 0
-    model.faults = lambda n: "503"
+    sim.faults = lambda n: "503"
     plugin.configure(api={"max_retries": 1})
     assert plugin.run().rc == 69
     doc = json.loads(plugin.run("status", "--json").stdout)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, KEY, toml_dumps
+from helpers import IN_CI, KEY, toml_dumps
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "anthropic-compliance-input"
@@ -109,11 +109,11 @@ def test_deb_install_run_upgrade_and_purge(packages, tmp_path):
         with SimServer(model) as server:
             conf = tmp_path / "config.toml"
             conf.write_text(toml_dumps({"api": {"base_url": server.url},
-                                        "state": {"path": f"/var/lib/{NAME}/test.json"}}))
+                                        "state": {"path": f"/var/lib/{NAME}/test.db"}}))
             run = sh(f"/usr/bin/{NAME}", "--config", str(conf), "run",
                      env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "ANTHROPIC_COMPLIANCE_API_KEY": KEY})
         assert len(run.stdout.splitlines()) == 120
-        assert Path(f"/var/lib/{NAME}/test.json").exists()
+        assert Path(f"/var/lib/{NAME}/test.db").exists()
         assert not list(Path(f"/opt/{NAME}").rglob("*.pyc.*"))  # nothing compiled at run time
 
         # upgrade keeps an edited config (a changed packaged one would land beside it as .dpkg-dist)
@@ -123,7 +123,7 @@ def test_deb_install_run_upgrade_and_purge(packages, tmp_path):
         sh("dpkg", "-i", "--force-confdef", "--force-confold", str(packages["deb-next"]))
         assert sh("dpkg-query", "-W", "-f", "${Version}", NAME).stdout == f"{version()}.1-1"
         assert conffile.read_text() == edited
-        assert Path(f"/var/lib/{NAME}/test.json").exists()  # state survives an upgrade
+        assert Path(f"/var/lib/{NAME}/test.db").exists()  # state survives an upgrade
     finally:
         _purge()
     left = [str(p) for p in INSTALLED if p.exists() or p.is_symlink()]

@@ -14,7 +14,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from conftest import IN_CI, Plugin, child_env
+from helpers import IN_CI, Plugin, child_env
 from shippers import CONF, PACKAGED_COMMAND, PACKAGED_CONFIG, find_binary, snippet, wrapper
 
 DAY = 86400.0
@@ -99,7 +99,7 @@ def test_syslog_ng_program_source_delivers_each_activity_exactly_once(plugin: Pl
     expected += [r["id"] for r in model.generate(30, time.time() - 0.5, time.time())]
     sng.wait_for(530)
     sng.stop()
-    assert json.loads(plugin.state_path.read_text())["stats"]["runs"] >= 2
+    assert plugin.state()["runs"] >= 2
 
     # the snippet as shipped (run --follow), restarted once
     sng = SyslogNg(tmp_path, snippet("syslog-ng/anthropic-compliance-input.conf", command, plugin.config_path),
@@ -199,9 +199,9 @@ def test_forward_output_failure_leaves_the_cursor_where_it_was(plugin: Plugin, m
         result = plugin.run()
         assert result.rc == 69 and result.stdout == b""
         assert "forward output 127.0.0.1" in result.stderr and "cursor did not move" in result.stderr
-        state = json.loads(plugin.state_path.read_text())
-        assert state["cursor"]["high_water"] == state["cursor"]["origin"] and state["seen"] == {}
-        assert state["stats"]["emitted"] == 0 and "forward output" in state["stats"]["last_error"]
+        state = plugin.state()
+        assert state["high_water"] == state["origin"] and state["seen"] == 0
+        assert state["totals"]["emitted"] == 0 and "forward output" in state["last_error"]
 
     receiver = ForwardReceiver()  # the receiver comes back: everything arrives
     plugin.configure(output={"mode": "forward", "forward_port": receiver.port})

@@ -10,9 +10,11 @@ A failed request never returns a page, so it can never move the cursor.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
 
 import requests
@@ -24,6 +26,7 @@ from . import NAME, __version__
 from .config import ApiConfig
 from .errors import Exit, PluginError
 from .logs import log
+from .state import Counters
 
 API_VERSION = "2023-06-01"
 ACTIVITIES_PATH = "/v1/compliance/activities"
@@ -34,16 +37,17 @@ BODY_CHUNK = 1 << 20
 class _Retry(Retry):
     """urllib3 Retry that also obeys the API's `x-should-retry: false` and counts retries."""
 
-    counter: list[int] | None = None
+    client: "Client | None" = None
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[override]
         if response is not None and response.headers.get("x-should-retry", "").lower() == "false":
             raise MaxRetryError(_pool, url or "", ResponseError("x-should-retry: false"))
-        new = super().increment(method, url, response, error, _pool, _stacktrace)
-        new.counter = self.counter
-        if self.counter is not None:
-            self.counter[0] += 1
         cause = f"HTTP {response.status}" if response is not None else f"{type(error).__name__}: {error}"
+        if self.client is not None:
+            self.client.counters.retries += 1
+            self.client.failing = (_failure_code(response), cause)
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        new.client = self.client
         log.warning("request failed (%s); retry %d of %s", cause, len(new.history), self._budget())
         return new
 
@@ -55,10 +59,17 @@ class _Retry(Retry):
 class Page:
     data: list[Any]
     has_more: bool
-    first_id: str | None
     last_id: str | None
     request_id: str | None
     headers: dict[str, str] = field(default_factory=dict)
+    api_time: float | None = None  # the API's clock (its Date header) when it answered
+    received: float = 0.0  # the host's clock when the answer arrived
+    nonfinite: bool = False  # a number in the body overflowed a float (1e400)
+
+    @property
+    def skew(self) -> float | None:
+        """Host clock minus the API's. Date has whole seconds: take the middle of that second."""
+        return None if self.api_time is None else self.received - (self.api_time + 0.5)
 
 
 @dataclass
@@ -106,10 +117,11 @@ def _error_details(content: bytes) -> tuple[str, str]:
 
 
 class Client:
-    def __init__(self, api: ApiConfig, key: str) -> None:
+    def __init__(self, api: ApiConfig, key: str, counters: Counters | None = None) -> None:
+        """`counters`: shared by every client of a run, so a reload keeps the run's totals."""
         self.api = api
-        self.retries = [0]
-        self.requests = 0
+        self.counters = counters if counters is not None else Counters()
+        self.failing: tuple[Exit, str] | None = None  # a failure being retried right now: code, cause
         self.last_request_id: str | None = None
         self.session = requests.Session()
         self.session.headers.update({
@@ -136,7 +148,7 @@ class Client:
             retry_after_max=300,
             raise_on_status=False,
         )
-        retry.counter = self.retries
+        retry.client = self
         return retry
 
     def close(self) -> None:
@@ -148,7 +160,7 @@ class Client:
         while True:
             fault = None
             try:
-                self.requests += 1
+                self.counters.requests += 1
                 resp = self.session.get(url, timeout=self.api.timeout_seconds, verify=self.verify, stream=True)
             except requests.exceptions.SSLError as exc:
                 raise ApiError(Exit.UNAVAILABLE, f"TLS error talking to {self.api.base_url}: {exc}",
@@ -171,9 +183,11 @@ class Client:
             if fault is None:
                 outcome = self._check(resp, body)
                 if isinstance(outcome, Page):
-                    self._pace(outcome.headers)
+                    self.failing = None
+                    self._pace(outcome)
                     return outcome
                 fault = outcome
+            self.failing = (Exit.UNAVAILABLE, fault)
             try:
                 retry = retry.increment("GET", url, error=ProtocolError(fault))
             except MaxRetryError:
@@ -207,25 +221,31 @@ class Client:
                 raise ApiError(Exit.TEMPFAIL, f"rate limited past the retry budget: {text}",
                                "the 600 requests/min budget is shared by every key of the organization; "
                                "the cursor did not move")
-            raise ApiError(Exit.UNAVAILABLE, f"{text} after retries", "the cursor did not move; try again later")
+            if resp.headers.get("x-should-retry", "").lower() == "false":
+                raise ApiError(Exit.UNAVAILABLE, f"{text}; the API said not to retry it",
+                               "the cursor did not move; try again later")
+            raise ApiError(Exit.UNAVAILABLE, f"{text} after {self.api.max_retries} retries",
+                           "the cursor did not move; try again later")
         ctype = resp.headers.get("content-type", "")
         if "json" not in ctype:
             return f"HTTP 200 with content-type {ctype or 'none'!r}, not JSON (a proxy page?){rid}"
+        overflow: list[str] = []
         try:
             # stdlib json, not orjson: orjson turns integers beyond 64 bits into floats
-            body = json.loads(content, parse_constant=_no_constants)
-        except ValueError as exc:
+            body = json.loads(content, parse_constant=_no_constants, parse_float=_float_noting(overflow))
+        except (ValueError, RecursionError) as exc:
             return f"HTTP 200 with a body that is not valid JSON ({exc}){rid}"
         problem = _envelope_problem(body)
         if problem:
             return f"HTTP 200 with a malformed envelope: {problem}{rid}"
         headers = {k.lower(): v for k, v in resp.headers.items()
                    if k.lower().startswith("anthropic-") or k.lower() == "request-id"}
-        return Page(body["data"], body["has_more"], body.get("first_id"), body.get("last_id"),
-                    request_id, headers)
+        return Page(body["data"], body["has_more"], body.get("last_id"), request_id, headers,
+                    _api_time(resp.headers.get("date")), time.time(), bool(overflow))
 
-    def _pace(self, headers: dict[str, str]) -> None:
+    def _pace(self, page: Page) -> None:
         """Slow down before a 429: the budget is shared by every key of the organization."""
+        headers = page.headers
         try:
             remaining = int(headers["anthropic-ratelimit-requests-remaining"])
             limit = int(headers["anthropic-ratelimit-requests-limit"])
@@ -238,7 +258,8 @@ class Client:
         if reset:
             from .timeutil import epoch
             try:
-                wait = max(0.0, epoch(reset) - time.time()) / (remaining + 1)
+                now = page.api_time if page.api_time is not None else time.time()  # the reset is API time
+                wait = max(0.0, epoch(reset) - now) / (remaining + 1)
             except ValueError:
                 pass
         wait = min(wait, 60.0)
@@ -249,6 +270,39 @@ class Client:
 
 def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+def _float_noting(overflow: list[str]) -> Any:
+    """float() that notes 1e400 and the like: json turns them into inf, which no writer can emit
+    as JSON; the page step then dead-letters the record that holds one."""
+    def parse(text: str) -> float:
+        value = float(text)
+        if value in (math.inf, -math.inf):
+            overflow.append(text)
+        return value
+    return parse
+
+
+def _api_time(header: str | None) -> float | None:
+    if not header:
+        return None
+    try:
+        return parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _failure_code(response: Any) -> Exit:
+    return Exit.TEMPFAIL if response is not None and response.status == 429 else Exit.UNAVAILABLE
+
+
+def probe(api: ApiConfig, key: str) -> Page:
+    """One `limit=1` request with a short retry budget: what `check` and `key set --verify` ask."""
+    client = Client(api.model_copy(update={"max_retries": 2}), key)
+    try:
+        return client.get_page(Query(limit=1, order="desc"))
+    finally:
+        client.close()
 
 
 def _envelope_problem(body: Any) -> str | None:

@@ -1,200 +1,196 @@
-"""The collection cycle, top to bottom: window -> pages -> validation -> sink -> state commit.
+"""The collection cycle, top to bottom: window -> pages -> plan -> sink -> state commit.
 
-Each poll reads, oldest first, the window [high_water - overlap, now - settle_delay): nothing
-younger than the settle delay (the API indexes within a minute), an overlap re-read behind the
-cursor for stragglers, ids already delivered skipped. A second, small pass re-reads the late
-activity types (Access Transparency can arrive two business days late) over late_lookback.
-After every page: lines written, dead letters synced, then the state committed — so a kill at
+Each poll reads, oldest first, the window [high_water - overlap, now - settle_delay), where `now`
+is the API's clock (its Date header), never a host clock that disagrees: nothing younger than
+the settle delay (the API indexes within a minute), an overlap re-read behind the cursor for
+stragglers, ids already delivered skipped. A second, small pass re-reads the late activity types
+(Access Transparency can arrive two business days late) over late_lookback. One clock per poll
+for every window and every prune; no query reaches below what the seen set covers.
+After every page: dead letters synced, lines written, then one state transaction — so a kill at
 any instant repeats at most the page in flight and never skips one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
-from dataclasses import dataclass, replace
-from typing import Any, Callable
+from dataclasses import replace
+from typing import Callable
 
-from . import schema
 from .api import ApiError, Client, Page, Query
 from .config import Config
 from .errors import Exit
 from .logs import log
-from .sinks import RejectFile, Sink, encode
-from .state import State, StateStore
+from .plan import Window, dedupe_key, plan_page
+from .sinks import RejectFile, encode
+from .state import Counters, State, StateStore
 from .stop import Stopper
-from .timeutil import epoch, fast_epoch, format_rfc3339
+from .timeutil import epoch, format_rfc3339
 
+SKEW_TOLERANCE = 5.0  # seconds: the Date header has whole seconds, and requests take time
 
-@dataclass
-class Summary:
-    emitted: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    pages: int = 0
-    stopped: str | None = None  # why the poll ended early: a signal or max-runtime
-
-    def add(self, other: "Summary") -> None:
-        self.emitted += other.emitted
-        self.rejected += other.rejected
-        self.duplicates += other.duplicates
-        self.pages += other.pages
-        self.stopped = other.stopped or self.stopped
-
-
-def dedupe_key(record: Any) -> str:
-    """The activity id; for a record without one, a content hash (so it is dead-lettered once)."""
-    key = record.get("id") if type(record) is dict else None
-    return key if type(key) is str else "sha256:" + hashlib.sha256(encode(record)).hexdigest()
-
-
-def _created(record: Any) -> float | None:
-    """created_at of a record that failed the schema, if it has a usable one."""
-    try:
-        return epoch(record["created_at"])
-    except (TypeError, KeyError, ValueError):
-        return None
+Progress = Callable[[Counters, float, float], None]  # (this poll so far, cursor, window end)
 
 
 class Collector:
     def __init__(self, cfg: Config, client: Client, store: StateStore, state: State,
-                 sink: Sink, stopper: Stopper, progress: Callable[[Summary, str | None, str], None] | None = None) -> None:
+                 sink: object, stopper: Stopper, progress: Progress | None = None) -> None:
         self.cfg = cfg
         self.client = client
         self.store = store
         self.state = state
         self.sink = sink
         self.stopper = stopper
+        self.progress = progress
         self.rejects = RejectFile(store.rejected_path)
         self.late_types = frozenset(cfg.collect.late_activity_types)
-        self.progress = progress  # (summary so far, created_at reached, window end) after each page
-        self._retries_counted = client.retries[0]
+        self.skew_logged: float | None = None
+        self.limit = 0.0  # the API's now - settle, as its latest answer showed it
 
-    def poll(self) -> Summary:
-        """One poll: the main window, then the late-type reconciliation."""
+    def poll(self) -> tuple[Counters, str | None]:
+        """One poll: the main window, then the late-type reconciliation. Returns what it did and
+        why it ended early (a signal or max-runtime), if it did."""
         c, api, state = self.cfg.collect, self.cfg.api, self.state
-        summary = Summary()
-        now = time.time()
-        until = now - c.settle_delay_seconds
-        origin = epoch(state.origin) if state.origin else until
-        high = epoch(state.high_water) if state.high_water else origin
+        counters = Counters()
+        requests, retries = self.client.counters.requests, self.client.counters.retries
+        now = time.time() - (state.clock_skew or 0.0)  # the API's clock, as last measured
+        if state.high_water > now - c.settle_delay_seconds + SKEW_TOLERANCE:
+            now = self._measure_clock()  # the cursor looks ahead: ask the API's clock before acting
+        until = self.limit = now - c.settle_delay_seconds
+        state.last_attempt = now
+        self._repair_cursor(until)
         filters = dict(organization_ids=tuple(api.organization_ids), actor_ids=tuple(api.actor_ids))
 
-        lower = max(high - c.overlap_seconds, origin)
+        lower = max(state.high_water - c.overlap_seconds, state.seen_floor, state.origin)
+        stopped = None
         if lower < until:
             main = Query(limit=api.page_size, gte=format_rfc3339(lower), lt=format_rfc3339(until),
                          activity_types=tuple(api.activity_types),
                          exclude_activity_types=tuple(api.exclude_activity_types), **filters)
-            if self._read_window(main, summary, advance=True):
-                # all of [lower, until) is delivered; never move back (seen was pruned to it).
-                # Committed with the poll below: a crash before then only re-reads the overlap.
-                state.high_water = format_rfc3339(max(until, epoch(state.high_water or state.origin)))
+            stopped = self._read(main, counters, advance=True)
+            if stopped is None:  # all of [lower, until) is delivered: the cursor may move to its end
+                state.high_water = max(state.high_water, min(epoch(main.lt or ""), self.limit))
 
         late = [t for t in c.late_activity_types
-                if (not api.activity_types or t in api.activity_types)
-                and t not in api.exclude_activity_types]
-        late_lower = max(now - c.late_lookback.total_seconds(), origin)
-        if late and not summary.stopped and late_lower < until:
-            reconcile = Query(limit=api.page_size, gte=format_rfc3339(late_lower),
-                              lt=format_rfc3339(until), activity_types=tuple(late), **filters)
-            self._reconcile(reconcile, summary)
+                if (not api.activity_types or t in api.activity_types) and t not in api.exclude_activity_types]
+        late_lower = max(now - c.late_lookback.total_seconds(), state.late_floor, state.origin)
+        if late and stopped is None and late_lower < until:
+            reconcile = Query(limit=api.page_size, gte=format_rfc3339(late_lower), lt=format_rfc3339(until),
+                              activity_types=tuple(late), **filters)
+            stopped = self._reconcile(reconcile, counters)
 
-        if not summary.stopped:
-            state.stats.last_success = format_rfc3339(now)
-            state.stats.runs += 1
-        self._commit(now)
-        return summary
+        counters.requests = self.client.counters.requests - requests
+        counters.retries = self.client.counters.retries - retries
+        state.totals.requests += counters.requests
+        state.totals.retries += counters.retries
+        if stopped is None:
+            state.last_success = now
+            state.runs += 1
+            state.last_error_reason = None
+        state.seen_floor = max(state.seen_floor, state.high_water - c.overlap_seconds)
+        state.late_floor = max(state.late_floor, now - c.late_lookback.total_seconds())
+        self.store.commit(state)
+        return counters, stopped
 
-    def _reconcile(self, query: Query, summary: Summary) -> None:
+    def _measure_clock(self) -> float:
+        """The API's now, from one `limit=1` request (its Date header)."""
+        with self.stopper.waiting():
+            page = self.client.get_page(Query(limit=1, order="desc"))
+        self._clock(page)
+        return time.time() - (self.state.clock_skew or 0.0)
+
+    def _repair_cursor(self, until: float) -> None:
+        """A cursor ahead of the API's clock was written by a host clock ahead of it (releases
+        before 0.2 trusted the host). Nothing after the newest delivered activity is sure to
+        have been read: go back there, accepting repeats rather than a gap."""
+        state = self.state
+        if state.high_water <= until + SKEW_TOLERANCE:
+            return
+        back = min(until, state.newest_activity if state.newest_activity is not None else until)
+        log.warning("the cursor (%s) is ahead of the API's clock (%s): reading again from %s; some "
+                    "activities may be delivered twice", format_rfc3339(state.high_water),
+                    format_rfc3339(until + self.cfg.collect.settle_delay_seconds), format_rfc3339(back))
+        state.high_water = back
+        state.seen_floor = min(state.seen_floor, back - self.cfg.collect.overlap_seconds)
+
+    def _reconcile(self, query: Query, counters: Counters) -> str | None:
         """Re-read the late types. These two are documented outside the activity-type enum, so an
         API that refuses one as a filter (400) must not stop collection: try each type alone and
         skip, loudly, only what is refused."""
         try:
-            self._read_window(query, summary, advance=False)
+            return self._read(query, counters, advance=False)
         except ApiError as exc:
             if exc.code != Exit.DATAERR:
                 raise
             if len(query.activity_types) == 1:
                 log.warning("late-activity reconciliation for %s skipped: %s", query.activity_types[0], exc.message)
-                return
+                return None
             for kind in query.activity_types:
-                self._reconcile(replace(query, activity_types=(kind,), after_id=None), summary)
+                stopped = self._reconcile(replace(query, activity_types=(kind,), after_id=None), counters)
+                if stopped:
+                    return stopped
+            return None
 
-    def _read_window(self, query: Query, summary: Summary, advance: bool) -> bool:
-        """Page through one window; True when it was read to the end."""
+    def _read(self, query: Query, counters: Counters, advance: bool) -> str | None:
+        """Page through one window; None when it was read to the end, else why it stopped."""
+        window = Window(epoch(query.gte or ""), epoch(query.lt or ""))
         while True:
             if self.stopper.requested:
-                summary.stopped = self.stopper.reason
-                return False
+                return self.stopper.reason
             with self.stopper.waiting():
                 page = self.client.get_page(query)
-            self._deliver(page, summary, advance)
-            if self.progress and advance:
-                self.progress(summary, self.state.high_water, query.lt or "")
+            self._clock(page)
+            self._deliver(page, window, counters, advance)
+            if advance and self.progress:
+                self.progress(counters, self.state.high_water, window.lt)
             if self.stopper.requested:
-                summary.stopped = self.stopper.reason
-                return False
-            if not page.has_more or not page.data or not page.last_id:
-                return True
+                return self.stopper.reason
+            if not page.has_more:
+                return None
+            if not page.last_id or page.last_id == query.after_id:
+                raise ApiError(Exit.UNAVAILABLE, f"the API said has_more but gave no new cursor "
+                               f"(last_id {page.last_id!r}, request-id {page.request_id})",
+                               "the cursor did not move; this run stops rather than skip the rest of the window")
             query = replace(query, after_id=page.last_id)
 
-    def _deliver(self, page: Page, summary: Summary, advance: bool) -> None:
-        """Write the page's new records, then commit. The hot loop: 200,000 records a backfill."""
-        state, stats, stopper = self.state, self.state.stats, self.stopper
-        seen, late_seen, late_types, emit = state.seen, state.late_seen, self.late_types, self.sink.emit
-        high = epoch(state.high_water) if state.high_water else None
-        newest = epoch(stats.newest_activity) if stats.newest_activity else 0.0
-        fresh = [(k, r) for r in page.data if (k := dedupe_key(r)) not in seen and k not in late_seen]
-        duplicates, emitted, rejected = len(page.data) - len(fresh), 0, 0
-        problems = schema.page_problems([r for _, r in fresh])  # overlap re-reads cost nothing
-        for index, (key, record) in enumerate(fresh):
-            if key in seen:  # the same id twice in one page
-                duplicates += 1
-                continue
-            reason = problems.get(index)
-            if reason is None:
-                created: float | None = fast_epoch(record["created_at"])
-                emit(record, encode(record))
-                emitted += 1
-                if created > newest:  # type: ignore[operator]
-                    newest, stats.newest_activity = created, record["created_at"]  # type: ignore[assignment]
-            else:
-                created = _created(record)
-                self.rejects.add(record, reason)
-                rejected += 1
-                log.warning("rejected activity %s (%s); written to %s", key, reason, self.store.rejected_path)
-            stamp = created if created is not None else (high or time.time())
-            seen[key] = stamp
-            if type(record) is dict and record.get("type") in late_types:
-                late_seen[key] = stamp
-            if advance and created is not None and (high is None or created > high):
-                high = created
-            if stopper.reason:
-                break
-        self.sink.flush()
-        self.rejects.sync()
-        summary.duplicates += duplicates
-        summary.emitted += emitted
-        summary.rejected += rejected
-        stats.emitted += emitted
-        stats.rejected += rejected
-        summary.pages += 1
-        stats.pages += 1
-        stats.last_request_id = page.request_id or stats.last_request_id
-        moved = advance and high is not None and format_rfc3339(high) != state.high_water
-        if moved:
-            state.high_water = format_rfc3339(high)  # type: ignore[arg-type]
-        if moved or emitted or rejected:
-            self._commit(time.time())  # progress is durable page by page; empty pages change nothing
+    def _clock(self, page: Page) -> None:
+        """Measure the host's clock against the API's: the window may not pass the API's now."""
+        skew = page.skew
+        if skew is None or page.api_time is None:
+            return
+        self.state.clock_skew = skew if abs(skew) > 1.0 else 0.0  # within a second: the host's is finer
+        self.limit = min(self.limit, page.api_time - self.cfg.collect.settle_delay_seconds)
+        if abs(skew) > SKEW_TOLERANCE and (self.skew_logged is None or abs(skew - self.skew_logged) > SKEW_TOLERANCE):
+            log.warning("the host clock is %.0fs %s the API's; windows follow the API's clock (fix NTP)",
+                        abs(skew), "ahead of" if skew > 0 else "behind")
+            self.skew_logged = skew
 
-    def _commit(self, now: float) -> None:
-        """Prune what no window can return again, then persist."""
+    def _deliver(self, page: Page, window: Window, counters: Counters, advance: bool) -> None:
+        """Plan the page, carry the plan out (dead letters, then lines), commit what was done."""
         state, c = self.state, self.cfg.collect
-        state.stats.retries += self.client.retries[0] - self._retries_counted
-        self._retries_counted = self.client.retries[0]
-        if state.high_water:
-            floor = epoch(state.high_water) - c.overlap_seconds
-            state.seen = {k: v for k, v in state.seen.items() if v >= floor}
-        late_floor = now - c.late_lookback.total_seconds()
-        state.late_seen = {k: v for k, v in state.late_seen.items() if v >= late_floor}
-        self.store.save(state)
+        keys = [dedupe_key(r) for r in page.data]
+        plan = plan_page(page.data, keys, self.store.known(keys) if keys else set(), window,
+                         self.late_types, page.nonfinite)
+        for record, reason in plan.rejects:
+            log.warning("rejected activity %s (%s); written to %s", dedupe_key(record), reason,
+                        self.store.rejected_path)
+        self.rejects.write(plan.rejects)
+        records = plan.records
+        written = self.sink.write([encode(r) for r in records] if self.sink.wants_lines else records,  # type: ignore[attr-defined]
+                                  lambda: self.stopper.requested)
+        done = plan.outcome(None if written == len(records) else written)
+
+        counters.duplicates += plan.duplicates
+        counters.emitted += done.emitted
+        counters.rejected += done.rejected
+        counters.pages += 1
+        state.totals.add(Counters(done.emitted, done.rejected, plan.duplicates, 1))
+        state.last_request_id = page.request_id or state.last_request_id
+        if done.newest is not None and (state.newest_activity is None or done.newest > state.newest_activity):
+            state.newest_activity = done.newest
+        moved = False
+        if advance and done.high_water is not None and min(done.high_water, self.limit) > state.high_water:
+            state.high_water = min(done.high_water, self.limit)
+            state.seen_floor = max(state.seen_floor, state.high_water - c.overlap_seconds)
+            moved = True
+        if moved or done.emitted or done.rejected:  # empty and all-repeat pages change nothing
+            self.store.commit(state, done.seen_above(state.seen_floor, state.late_floor))

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import Exit, PluginError
+from .keyshape import contains_key
 from .timeutil import parse_duration
 
 if sys.version_info >= (3, 11):
@@ -30,7 +31,40 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _bounded(low: timedelta, high: timedelta) -> Any:
+    def check(value: timedelta) -> timedelta:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {_human(low)} and {_human(high)}")
+        return value
+    return AfterValidator(check)
+
+
+def _human(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def file_path(value: str) -> str:
+    """A path that names a file (not a directory), with ~ expanded: `path = "/"` or `"."`
+    would otherwise surface later as a confusing error about a lock or temp file."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a file path")
+    expanded = os.path.expanduser(value.strip())
+    name = Path(expanded).name
+    if expanded.endswith(("/", "/.", "/..")) or name in ("", ".", "..") or os.path.isdir(expanded):
+        raise ValueError("must name a file, not a directory (e.g. /var/lib/anthropic-compliance-input/default.db)")
+    if "\x00" in expanded:
+        raise ValueError("must not contain NUL")
+    return expanded
+
+
+FilePath = Annotated[str, AfterValidator(file_path)]
 
 
 def is_loopback(host: str | None) -> bool:
@@ -52,7 +86,7 @@ class ApiConfig(_Section):
     actor_ids: list[str] = []
     page_size: int = Field(1000, ge=1, le=5000)
     timeout_seconds: float = Field(30, gt=0, le=600)
-    ca_bundle: str | None = None
+    ca_bundle: FilePath | None = None
     max_retries: int = Field(8, ge=0, le=20)
     retry_backoff_seconds: float = Field(0.5, ge=0, le=60)
 
@@ -79,19 +113,21 @@ class ApiConfig(_Section):
 
 class KeyConfig(_Section):
     profile: str = Field("default", min_length=1)
-    file: str | None = None
+    file: FilePath | None = None
 
 
 class StateConfig(_Section):
-    path: str = "/var/lib/anthropic-compliance-input/default.json"
+    path: FilePath = "/var/lib/anthropic-compliance-input/default.db"
 
 
 class CollectConfig(_Section):
-    interval_seconds: float = Field(60, gt=0)
-    settle_delay_seconds: float = Field(60, ge=0)
-    overlap_seconds: float = Field(300, ge=0)
-    initial_lookback: Duration = timedelta(hours=24)
-    late_lookback: Duration = timedelta(hours=72)
+    interval_seconds: float = Field(60, gt=0, le=86400)
+    settle_delay_seconds: float = Field(60, ge=0, le=3600)
+    overlap_seconds: float = Field(300, ge=0, le=86400)
+    # the API keeps 6 years; a first run cannot usefully start before that
+    initial_lookback: Annotated[Duration, _bounded(timedelta(0), timedelta(days=6 * 366))] = timedelta(hours=24)
+    # Access Transparency may arrive two business days late: Friday to Tuesday is 96 h, so 7 days
+    late_lookback: Annotated[Duration, _bounded(timedelta(0), timedelta(days=90))] = timedelta(days=7)
     late_activity_types: list[str] = ["anthropic_access", "cmek_preserve"]
 
 
@@ -100,7 +136,7 @@ class OutputConfig(_Section):
     forward_host: str = "127.0.0.1"
     forward_port: int = Field(24224, ge=1, le=65535)
     forward_tag: str = Field("anthropic.activity", min_length=1)
-    forward_timeout_seconds: float = Field(3.0, gt=0)
+    forward_timeout_seconds: float = Field(3.0, gt=0, le=600)
 
 
 class Config(_Section):
@@ -148,7 +184,7 @@ def load_config(arg: str | None) -> LoadedConfig:
         raise PluginError(Exit.CONFIG, f"config {path}: cannot read: {exc.strerror}",
                           "check the file's permissions") from None
     text = raw_bytes.decode("utf-8", errors="replace")
-    if "sk-ant-" in text:
+    if contains_key(text):
         raise PluginError(
             Exit.CONFIG,
             f"config {path}: contains what looks like an API key; keys are refused in config files",

@@ -12,38 +12,42 @@ from pathlib import Path
 from .api import Client
 from .collect import Collector
 from .config import ApiConfig, Config, StateConfig
-from .errors import Interrupted
+from .errors import Exit, Interrupted
+from .keyshape import SIMULATED_KEY
 from .logs import log, register_secret, setup
 from .simulator import FeedModel, SimServer
-from .sinks import StdoutSink
+from .sinks import DeliveryError, StdoutSink
 from .state import State, StateStore
 from .stop import Stopper
 
-DEMO_KEY = "sk-ant-api01-simulated-demo-key-0000"
 
 
 def demo(count: int, log_level: str) -> int:
     setup("debug" if log_level == "debug" else "warning")
-    register_secret(DEMO_KEY)
+    register_secret(SIMULATED_KEY)
     now = time.time()
-    model = FeedModel(keys={DEMO_KEY: {"read:compliance_activities"}})
+    model = FeedModel(keys={SIMULATED_KEY: {"read:compliance_activities"}})
     model.generate(max(count - 3, 0), now - 23 * 3600, now - 120)
     model.generate(min(count, 3), now - 20 * 3600, now - 3600, kind="anthropic_access")
     with tempfile.TemporaryDirectory(prefix="anthropic-compliance-input-demo-") as tmp, SimServer(model) as server:
-        cfg = Config(api=ApiConfig(base_url=server.url), state=StateConfig(path=str(Path(tmp) / "state.json")))
+        cfg = Config(api=ApiConfig(base_url=server.url), state=StateConfig(path=str(Path(tmp) / "state.db")))
         store = StateStore(cfg.state.path)
         store.lock()
         state = State.starting_at(now - cfg.collect.initial_lookback.total_seconds())
+        store.commit(state)
         stopper = Stopper()
         stopper.install()
-        client = Client(cfg.api, DEMO_KEY)
+        client = Client(cfg.api, SIMULATED_KEY)
         try:
             Collector(cfg, client, store, state, StdoutSink(), stopper).poll()
         except Interrupted:
             pass
+        except DeliveryError as exc:  # `demo | head`: the reader has what it wanted
+            if exc.code != Exit.IOERR:
+                raise
         finally:
             client.close()
-            store.unlock()
+            store.close()
     return 0
 
 
@@ -55,7 +59,7 @@ def simulate(port: int, count: int, rate: float) -> int:
     stopper.install()
     with SimServer(model, port) as server:
         log.info("simulated Compliance API at %s (Ctrl-C to stop); any well-formed key works:", server.url)
-        log.info("  export ANTHROPIC_COMPLIANCE_API_KEY=sk-ant-api01-simulated-key-for-local-tests-only")
+        log.info("  export ANTHROPIC_COMPLIANCE_API_KEY=%s", SIMULATED_KEY)
         log.info("  and in the config: [api] base_url = \"%s\"", server.url)
         try:
             while True:

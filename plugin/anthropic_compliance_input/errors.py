@@ -1,7 +1,8 @@
 """Exit codes (sysexits) and the one error type every expected failure is raised as.
 
 Shippers ignore exit codes, but cron, systemd timers and operators do not: each failure class
-maps to one documented code, and its message says what to do next.
+maps to one documented code, and its message says what to do next. The help text is generated
+from this enum, so the code and the documentation cannot drift apart.
 """
 
 from __future__ import annotations
@@ -11,14 +12,38 @@ from enum import IntEnum
 
 class Exit(IntEnum):
     OK = 0
-    STALE = 1  # status --max-age: the feed is stale
+    STALE = 1
     USAGE = 64
-    DATAERR = 65  # corrupt state, a request the API calls invalid
-    UNAVAILABLE = 69  # API unreachable or failing after retries
-    IOERR = 74  # stdout closed under us (EPIPE)
-    TEMPFAIL = 75  # rate limited past the retry budget, lock held, disk full
-    NOPERM = 77  # 401/403 from the API
-    CONFIG = 78  # bad config, no key, unwritable state path
+    DATAERR = 65
+    UNAVAILABLE = 69
+    SOFTWARE = 70
+    IOERR = 74
+    TEMPFAIL = 75
+    NOPERM = 77
+    CONFIG = 78
+
+    @property
+    def meaning(self) -> str:
+        return _MEANING[self]
+
+
+_MEANING = {
+    Exit.OK: "ok",
+    Exit.STALE: "stale (status --max-age)",
+    Exit.USAGE: "usage",
+    Exit.DATAERR: "bad data (corrupt state, a filter the API refuses)",
+    Exit.UNAVAILABLE: "API unavailable after retries",
+    Exit.SOFTWARE: "internal error (a bug: please report it)",
+    Exit.IOERR: "stdout closed or not writable",
+    Exit.TEMPFAIL: "temporary (rate limit, lock held, disk full)",
+    Exit.NOPERM: "auth (401/403)",
+    Exit.CONFIG: "configuration (bad config, no key, unwritable state path)",
+}
+
+
+def exit_codes_help() -> str:
+    """The 'exit codes:' paragraph of --help and the man page."""
+    return "exit codes: " + ", ".join(f"{code.value} {code.meaning}" for code in Exit)
 
 
 class PluginError(Exception):

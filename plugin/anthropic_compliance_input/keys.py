@@ -20,13 +20,13 @@ from pathlib import Path
 from . import NAME
 from .config import Config
 from .errors import Exit, PluginError
+from .keyshape import mask, shape_warning  # noqa: F401  (re-exported for the key commands)
 from .logs import register_secret
 
 ENV_KEY = "ANTHROPIC_COMPLIANCE_API_KEY"
 ENV_KEY_FILE = "ANTHROPIC_COMPLIANCE_API_KEY_FILE"
 CREDENTIAL_NAME = f"{NAME}.api-key"
 KEYRING_SERVICE = NAME
-GOOD_PREFIXES = ("sk-ant-api01-", "sk-ant-admin01-")
 
 
 @dataclass(frozen=True)
@@ -39,21 +39,6 @@ class Found:
 class Miss:
     source: str
     reason: str
-
-
-def mask(key: str) -> str:
-    """The prefix and the last 4 characters; never more."""
-    prefix = next((p for p in (*GOOD_PREFIXES, "sk-ant-api03-", "sk-ant-") if key.startswith(p)), "")
-    return f"{prefix}…{key[-4:]}" if len(key) > len(prefix) + 8 else "…"
-
-
-def shape_warning(key: str) -> str | None:
-    if key.startswith(GOOD_PREFIXES):
-        return None
-    if key.startswith("sk-ant-api03-"):
-        return ("this is a Claude API key (sk-ant-api03-); the Compliance API rejects it — use a "
-                "Compliance Access Key (sk-ant-api01-) or an Admin key (sk-ant-admin01-)")
-    return "the key does not start with sk-ant-api01- or sk-ant-admin01-; the API will likely reject it"
 
 
 def clean(raw: str, where: str) -> str:

@@ -1,19 +1,23 @@
 """Where records go: stdout lines (exec inputs), a Fluentd/Fluent Bit forward socket, and the
-dead-letter file. A sink either takes a record or raises; the cursor only moves past what it took.
+dead-letter file. A sink takes what it took or raises; the cursor only moves past what it took.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import time
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import orjson
 
 from .config import OutputConfig
 from .errors import Exit, PluginError
 from .timeutil import format_rfc3339, parse_rfc3339
+
+BATCH_BYTES = 1 << 16  # one write(2) per 64 KB of lines: a stop lands between batches
 
 
 def encode(record: Any) -> bytes:
@@ -26,97 +30,118 @@ def encode(record: Any) -> bytes:
 
 
 class DeliveryError(PluginError):
-    """The forward receiver did not take a record; the page is not committed."""
-
-
-class OutputClosed(Exception):
-    """The reader of stdout went away (EPIPE): stop without committing."""
+    """The sink did not take the records; the page is not committed."""
 
 
 class Sink(Protocol):
-    def emit(self, record: dict[str, Any], line: bytes) -> None: ...
-    def flush(self) -> None: ...
     def close(self) -> None: ...
 
 
 class StdoutSink:
-    """One write(2) per line on fd 1, so nothing waits in a buffer, whatever PYTHONUNBUFFERED says."""
+    """Lines on fd 1, written in 64 KB batches so that nothing waits in a buffer (whatever
+    PYTHONUNBUFFERED says) and a stop request is seen between batches."""
 
-    def __init__(self, fd: int = 1) -> None:
+    wants_lines = True
+
+    def __init__(self, fd: int = 1, closed_at_start: bool = False) -> None:
+        if closed_at_start:
+            raise stdout_error("stdout was closed when the plugin started")
         self.fd = fd
 
-    def emit(self, record: dict[str, Any], line: bytes) -> None:
-        try:
-            written = os.write(self.fd, line)
-            if written < len(line):  # a pipe may take part of a large line
-                view = memoryview(line)[written:]
-                while view:
-                    view = view[os.write(self.fd, view):]
-        except BrokenPipeError:
-            raise OutputClosed("stdout closed by the reader") from None
+    def write(self, lines: list[bytes], stop: Callable[[], bool]) -> int:
+        """Write whole lines; return how many were written (fewer when a stop cut in)."""
+        done, start, size = 0, 0, 0
+        for index, line in enumerate(lines, 1):
+            size += len(line)
+            if size >= BATCH_BYTES or index == len(lines):
+                self._write_all(b"".join(lines[start:index]))
+                done = start = index
+                size = 0
+                if stop() and index < len(lines):
+                    break
+        return done
 
-    def flush(self) -> None:
-        pass
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:  # a pipe may take part of a large batch
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            raise stdout_error(exc.strerror or str(exc), exc.errno) from None
 
     def close(self) -> None:
         pass
+
+
+def stdout_error(why: str, code: int | None = None) -> DeliveryError:
+    if code == errno.EPIPE:
+        return DeliveryError(Exit.IOERR, "stdout was closed by the reader",
+                             "stopping without committing the page in flight; the next run repeats it")
+    kind = ""
+    try:
+        mode = os.fstat(1).st_mode
+        kind = " (a pipe)" if stat.S_ISFIFO(mode) else " (a file or device)" if not stat.S_ISSOCK(mode) else ""
+    except OSError:
+        pass
+    return DeliveryError(Exit.IOERR, f"cannot write activity lines to stdout{kind}: {why}",
+                         "run the plugin with stdout open for writing to the shipper; nothing was committed")
 
 
 class ForwardSink:
     """fluent-logger to a forward input. Event time = created_at as EventTime (never a float:
     Fluent Bit drops a float-timed event and the one after it)."""
 
+    wants_lines = False
+
     def __init__(self, out: OutputConfig) -> None:
+        self.out = out
+        host = out.forward_host
+        self.where = host if host.startswith("unix://") else f"{host}:{out.forward_port}"
+        self._dropped: list[str] = []
+        self.sender = self._connect()
+
+    def _connect(self) -> Any:
         from fluent import sender
 
-        self._errors: list[str] = []
-        host = out.forward_host
-        self.sender = sender.FluentSender(
-            out.forward_tag,
-            host=host,
-            port=out.forward_port,
-            timeout=out.forward_timeout_seconds,
-            nanosecond_precision=True,
-            buffer_overflow_handler=self._overflow,
+        return sender.FluentSender(
+            self.out.forward_tag, host=self.out.forward_host, port=self.out.forward_port,
+            timeout=self.out.forward_timeout_seconds, nanosecond_precision=True,
+            bufmax=0,  # never keep unsent bytes to send later behind the cursor's back
+            buffer_overflow_handler=lambda pendings: self._dropped.append(f"{len(pendings)} bytes"),
             forward_packet_error=False,
         )
-        self.where = host if host.startswith("unix://") else f"{host}:{out.forward_port}"
 
-    def _overflow(self, pendings: bytes) -> None:
-        self._errors.append(f"{len(pendings)} buffered bytes dropped by fluent-logger")
-
-    def emit(self, record: dict[str, Any], line: bytes) -> None:
+    def write(self, records: list[Any], stop: Callable[[], bool]) -> int:
         from fluent.sender import EventTime
 
-        try:
-            moment = parse_rfc3339(record["created_at"])
-            seconds, nanos = int(moment.timestamp()), moment.microsecond * 1000
-        except (KeyError, TypeError, ValueError):
-            now = time.time_ns()
-            seconds, nanos = divmod(now, 1_000_000_000)
-        try:
-            ok = self.sender.emit_with_time(None, EventTime(seconds, nanos), record)
-        except Exception as exc:  # forward_packet_error=False: unserialisable records raise
-            self.sender.last_error = exc
-            ok = False
-        if not ok or self._errors or self.sender.pendings:
-            error = self.sender.last_error
-            self.sender.clear_last_error()
-            reason = "; ".join(self._errors) or (f"{type(error).__name__}: {error}" if error else "not sent")
-            self._errors.clear()
-            self.sender.pendings = None  # never resend later behind the cursor's back
-            raise DeliveryError(Exit.UNAVAILABLE, f"forward output {self.where} failed: {reason}",
-                              "check that the Fluentd/Fluent Bit forward input is up; the cursor did not move")
-
-    def flush(self) -> None:
-        pass
+        for done, record in enumerate(records):
+            if done and stop():
+                return done
+            try:
+                moment = parse_rfc3339(record["created_at"])
+                seconds, nanos = int(moment.timestamp()), moment.microsecond * 1000
+            except (KeyError, TypeError, ValueError):
+                seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+            try:
+                ok = self.sender.emit_with_time(None, EventTime(seconds, nanos), record)
+                error = self.sender.last_error
+            except Exception as exc:  # forward_packet_error=False: unserialisable records raise
+                ok, error = False, exc
+            if not ok:
+                self.sender.clear_last_error()
+                self.sender.close()  # a fresh connection for the next attempt, nothing pending
+                self.sender = self._connect()
+                reason = f"{type(error).__name__}: {error}" if error else "not sent"
+                raise DeliveryError(Exit.UNAVAILABLE, f"forward output {self.where} failed: {reason}",
+                                    "check that the Fluentd/Fluent Bit forward input is up; the cursor did not move")
+        return len(records)
 
     def close(self) -> None:
         self.sender.close()
 
 
-def make_sink(out: OutputConfig) -> Sink:
-    return ForwardSink(out) if out.mode == "forward" else StdoutSink()
+def make_sink(out: OutputConfig, stdout_closed: bool = False) -> StdoutSink | ForwardSink:
+    return ForwardSink(out) if out.mode == "forward" else StdoutSink(closed_at_start=stdout_closed)
 
 
 class RejectFile:
@@ -124,24 +149,31 @@ class RejectFile:
 
     def __init__(self, path: os.PathLike[str] | str) -> None:
         self.path = path
-        self._fh = None
-        self.count = 0
+        self._fh: Any = None
 
-    def add(self, record: Any, reason: str) -> None:
-        if self._fh is None:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-            self._fh = os.fdopen(fd, "ab")
-        doc = {"rejected_at": format_rfc3339(time.time()), "reason": reason, "activity": record}
-        self._fh.write(encode(doc))
-        self.count += 1
+    def write(self, rejects: list[tuple[Any, str]]) -> None:
+        """Append and fsync: durable before the cursor moves past the rejected records."""
+        if not rejects:
+            return
+        from .state import disk_error
 
-    def sync(self) -> None:
-        """Durable before the cursor moves past the rejected records."""
-        if self._fh is not None:
+        try:
+            if self._fh is None:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+                self._fh = os.fdopen(fd, "ab")
+            stamp = format_rfc3339(time.time())
+            self._fh.write(b"".join(encode({"rejected_at": stamp, "reason": reason, "activity": record})
+                                    for record, reason in rejects))
             self._fh.flush()
             os.fsync(self._fh.fileno())
+        except OSError as exc:
+            self.close()
+            raise disk_error(exc, f"cannot write the dead-letter file {self.path}") from None
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:
+                pass  # what could not be flushed was never synced, so never committed
             self._fh = None

@@ -1,79 +1,85 @@
-"""The durable cursor: a versioned JSON file, replaced atomically, guarded by an exclusive lock.
+"""The durable cursor: an SQLite database (stdlib sqlite3, WAL), one transaction per page.
 
-A crash at any instant leaves either the old or the new file, never a torn one. A file we cannot
-read is never overwritten: the operator decides (state reset), because guessing could skip or
-repeat days of audit events.
+Why SQLite: the seen ids of a same-timestamp cluster can run to hundreds of thousands, and a
+JSON file rewritten on every page made each commit cost O(window) in time and memory. Here a
+commit inserts the page's ids and deletes what no window can return again: O(page). A crash at
+any instant leaves the last committed transaction. A state we cannot read is never overwritten:
+the operator decides (state reset), because guessing could skip or repeat days of audit events.
+
+The seen set is one table; `seen_floor` and `late_floor` record how far back it is complete, so a
+query never reaches below what it covers (a widened window takes effect as the set grows into it).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
+import shutil
+import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 
 from . import NAME
 from .errors import Exit, PluginError
 
-VERSION = 1
+VERSION = 2
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, stamp REAL NOT NULL, late INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_stamp ON seen (stamp);
+"""
+_CHUNK = 500  # ids per lookup: well under SQLite's smallest variable limit (999)
 
 
+@with_config(ConfigDict(extra="forbid", allow_inf_nan=False))
 @dataclass
-class Stats:
+class Counters:
+    """What a poll did; summed per run and, in the state, over the collector's life."""
+
     emitted: int = 0
     rejected: int = 0
+    duplicates: int = 0
     pages: int = 0
+    requests: int = 0
     retries: int = 0
-    runs: int = 0
-    last_success: str | None = None  # end of the last poll that completed without error
-    newest_activity: str | None = None  # created_at of the newest activity delivered
-    last_request_id: str | None = None
-    last_error: str | None = None
-    last_error_at: str | None = None
+
+    def add(self, other: "Counters") -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+@with_config(ConfigDict(extra="forbid", allow_inf_nan=False))
 @dataclass
 class State:
-    origin: str | None = None  # where collection started (first run or state reset)
-    high_water: str | None = None  # everything before high_water - overlap has been delivered
-    seen: dict[str, float] = field(default_factory=dict)  # id -> created_at (epoch) inside overlap
-    late_seen: dict[str, float] = field(default_factory=dict)  # late types inside late_lookback
-    stats: Stats = field(default_factory=Stats)
+    """Everything but the seen ids. Times are epoch seconds; they are formatted only for people."""
+
+    origin: float  # where collection started (first run or state reset)
+    high_water: float  # everything before high_water - overlap has been delivered
+    seen_floor: float  # the seen set holds every id delivered with a stamp >= seen_floor
+    late_floor: float  # ... and every late-type id with a stamp >= late_floor
+    totals: Counters = field(default_factory=Counters)
+    runs: int = 0
+    last_success: float | None = None  # API clock at the start of the last poll that completed
+    last_attempt: float | None = None
+    newest_activity: float | None = None  # created_at of the newest activity delivered
+    clock_skew: float | None = None  # host clock minus the API's, at the last response
+    last_request_id: str | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    last_error_reason: str | None = None
 
     @classmethod
     def starting_at(cls, origin: float) -> "State":
-        """A first run's state: nothing delivered yet, the cursor at the origin."""
-        from .timeutil import format_rfc3339
+        """Nothing delivered yet: the cursor and both floors at the origin."""
+        return cls(origin=origin, high_water=origin, seen_floor=origin, late_floor=origin)
 
-        stamp = format_rfc3339(origin)
-        return cls(origin=stamp, high_water=stamp)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": VERSION,
-            "cursor": {"origin": self.origin, "high_water": self.high_water},
-            "seen": self.seen,
-            "late_seen": self.late_seen,
-            "stats": asdict(self.stats),
-        }
-
-    @classmethod
-    def from_json(cls, doc: Any) -> "State":
-        if not isinstance(doc, dict) or "version" not in doc:
-            raise ValueError("not a state document")
-        if doc["version"] != VERSION:
-            raise ValueError(f"unknown state version {doc['version']!r} (this release reads {VERSION})")
-        cursor = doc["cursor"]
-        seen, late = doc["seen"], doc["late_seen"]
-        if not all(isinstance(d, dict) for d in (cursor, seen, late)):
-            raise ValueError("cursor/seen/late_seen must be objects")
-        stats = Stats(**{k: v for k, v in doc.get("stats", {}).items() if k in Stats.__dataclass_fields__})
-        return cls(cursor.get("origin"), cursor.get("high_water"),
-                   {str(k): float(v) for k, v in seen.items()},
-                   {str(k): float(v) for k, v in late.items()}, stats)
+_STATE = TypeAdapter(State)
 
 
 def _create_private_dir(path: Path) -> None:
@@ -82,19 +88,24 @@ def _create_private_dir(path: Path) -> None:
 
 
 class StateStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, windows: tuple[float, float] = (300.0, 72 * 3600.0)) -> None:
+        """`windows`: the configured (overlap, late_lookback) seconds, which say how far back a
+        version 1 state's seen sets were complete when it is migrated."""
         self.path = Path(path)
+        self.windows = windows
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.rejected_path = self.path.with_name(self.path.name + ".rejected.jsonl")
         self._lock_fd: int | None = None
+        self._db: sqlite3.Connection | None = None
 
+    # -- the lock ---------------------------------------------------------------------------
     def lock(self) -> None:
         """Exclusive for the life of the process; the kernel drops it if we die, so no stale locks."""
         try:
             _create_private_dir(self.path.parent)
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise _disk_error(exc, f"cannot create the lock file {self.lock_path}") from None
+            raise disk_error(exc, f"cannot create the lock file {self.lock_path}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -106,68 +117,255 @@ class StateStore:
                 pass
             raise PluginError(Exit.TEMPFAIL, f"another instance holds the state lock {self.lock_path}{holder}",
                               "only one collector may use a state file; this run exits without touching it") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass  # the pid is a courtesy for the operator; the flock is what counts
         self._lock_fd = fd
 
-    def unlock(self) -> None:
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def load(self) -> State | None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+    # -- reading ----------------------------------------------------------------------------
+    def load(self, readonly: bool = False) -> State | None:
+        """The state, or None before the first run. A version 1 JSON file is migrated, once,
+        with a backup beside it (read-only callers see it without migrating)."""
+        legacy = self._legacy_json()
+        if legacy is not None:
+            state, seen = _parse_v1(legacy[1], legacy[0], self.windows)
+            if readonly:
+                return state
+            self._migrate(legacy[0], state, seen)
+        if not self.path.exists():
             return None
-        except OSError as exc:
-            raise _disk_error(exc, f"cannot read the state file {self.path}") from None
         try:
-            return State.from_json(json.loads(raw))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise PluginError(
-                Exit.DATAERR,
-                f"state file {self.path} is unreadable: {exc}",
-                f"it was left untouched; move it aside and run `{NAME} state reset --since <last good "
-                "time>` (re-delivers from then), or restore it from a backup",
-            ) from None
+            row = self._conn(readonly).execute("SELECT value FROM meta WHERE name = 'state'").fetchone()
+            version = self._conn(readonly).execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._drop()
+            if _is_corrupt(exc):
+                raise self._unreadable(str(exc)) from None
+            raise disk_error(_as_oserror(exc), f"cannot read the state {self.path}") from None
+        if row is None or version is None:
+            raise self._unreadable("no cursor in it")
+        if version[0] != str(VERSION):
+            raise self._unreadable(f"unknown state version {version[0]!r} (this release reads {VERSION})")
+        try:
+            return _STATE.validate_json(row[0])
+        except ValidationError as exc:
+            raise self._unreadable(_first_problem(exc)) from None
 
-    def save(self, state: State) -> None:
-        """Write beside, fsync, rename over, fsync the directory; the old file survives any failure."""
-        data = json.dumps(state.to_json(), separators=(",", ":")).encode()
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
+    def known(self, keys: list[str]) -> set[str]:
+        """Which of these ids the seen set already holds."""
+        db, found = self._conn(), set()
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i:i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in db.execute(f"SELECT id FROM seen WHERE id IN ({marks})", chunk))
+        return found
+
+    def counts(self) -> tuple[int, int]:
+        """(seen ids, of which late types) for `state show` and `status`."""
+        if not self.path.exists():
+            return 0, 0
+        row = self._conn(readonly=True).execute("SELECT count(*), coalesce(sum(late), 0) FROM seen").fetchone()
+        return int(row[0]), int(row[1])
+
+    # -- writing ----------------------------------------------------------------------------
+    def commit(self, state: State, seen: Iterable[tuple[str, float, bool]] = (), *,
+               prune: bool = True, clear: bool = False) -> None:
+        """One transaction: new seen ids in, what is below both floors out, the state row."""
         try:
             _create_private_dir(self.path.parent)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            db = self._conn()
+            with db:
+                if clear:
+                    db.execute("DELETE FROM seen")
+                db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)",
+                               ((k, s, 1 if late else 0) for k, s, late in seen))
+                if prune:
+                    db.execute("DELETE FROM seen WHERE stamp < ? AND (late = 0 OR stamp < ?)",
+                               (state.seen_floor, state.late_floor))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?), ('state', ?)",
+                           (str(VERSION), _STATE.dump_json(state).decode()))
+        except sqlite3.DatabaseError as exc:
+            self._drop()
+            raise disk_error(_as_oserror(exc), f"cannot write the state {self.path}") from None
         except OSError as exc:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-            raise _disk_error(exc, f"cannot write the state file {self.path}") from None
+            raise disk_error(exc, f"cannot write the state {self.path}") from None
 
     def delete(self) -> bool:
+        self._drop()
+        existed = False
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                self.path.with_name(self.path.name + suffix).unlink()
+                existed = existed or suffix == ""
+            except FileNotFoundError:
+                pass
+        return existed
+
+    # -- internals --------------------------------------------------------------------------
+    def _conn(self, readonly: bool = False) -> sqlite3.Connection:
+        if self._db is None:
+            if readonly:
+                from urllib.parse import quote
+
+                db = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True,
+                                     isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA busy_timeout = 5000")
+                self._db = db
+                return db
+            old = os.umask(0o077)  # the database, its WAL and its index are private like the key's state
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA busy_timeout = 5000")
+                if db.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                    raise sqlite3.OperationalError("cannot switch the state database to WAL")
+                db.execute("PRAGMA synchronous = FULL")
+                db.executescript(_SCHEMA)
+            finally:
+                os.umask(old)
+            db.isolation_level = ""  # `with db:` opens and commits one transaction
+            self._db = db
+        return self._db
+
+    def _drop(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+
+    def _unreadable(self, why: str) -> PluginError:
+        return PluginError(
+            Exit.DATAERR, f"state {self.path} is unreadable: {why}",
+            f"it was left untouched; move it aside and run `{NAME} state reset --since <last good time>` "
+            "(re-delivers from then), or restore it from a backup")
+
+    def _legacy_json(self) -> tuple[Path, bytes] | None:
+        """A version 1 state: the configured path itself, or its .json twin for a .db path."""
+        candidates = [self.path]
+        if self.path.suffix == ".db" and not self.path.exists():
+            candidates.append(self.path.with_suffix(".json"))
+        for path in candidates:
+            try:
+                with open(path, "rb") as fh:
+                    head = fh.read(1)
+                    if head != b"{":
+                        continue
+                    return path, head + fh.read()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise disk_error(exc, f"cannot read the state {path}") from None
+        return None
+
+    def _migrate(self, source: Path, state: State, seen: list[tuple[str, float, bool]]) -> None:
+        backup = source.with_name(source.name + ".v1.bak")
+        temp = self.path.with_name(f".{self.path.name}.migrating")
         try:
-            self.path.unlink()
-            return True
-        except FileNotFoundError:
-            return False
+            shutil.copy2(source, backup)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{temp}{suffix}").unlink(missing_ok=True)
+            tmp_store = StateStore(temp)
+            tmp_store.commit(state, seen, prune=False)
+            tmp_store._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            tmp_store.close()
+            for suffix in ("-wal", "-shm"):
+                Path(f"{temp}{suffix}").unlink(missing_ok=True)
+            os.replace(temp, self.path)
+            if source != self.path:
+                source.unlink()
+        except OSError as exc:
+            raise disk_error(exc, f"cannot migrate the state {source} (a copy is in {backup})") from None
+        from .logs import log
+
+        log.warning("state %s migrated from version 1 (JSON) to version %d; the old file is kept as %s",
+                    self.path, VERSION, backup)
 
 
-def _disk_error(exc: OSError, what: str) -> PluginError:
+def _parse_v1(raw: bytes, path: Path, windows: tuple[float, float]) -> tuple[State, list[tuple[str, float, bool]]]:
+    """Read a version 1 JSON state as strictly as a config: a hand edit that still parses as JSON
+    but not as a state stops here with 65, before it can move the cursor."""
+    import json
+
+    from .timeutil import epoch
+
+    def bad(why: str) -> PluginError:
+        return StateStore(path)._unreadable(why)
+
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict) or doc.get("version") != 1:
+            raise bad(f"unknown state version {doc.get('version') if isinstance(doc, dict) else None!r}")
+        cursor, stats = doc["cursor"], doc.get("stats") or {}
+        if not isinstance(cursor, dict) or not isinstance(stats, dict):
+            raise bad("cursor and stats must be objects")
+        seen_doc, late_doc = doc["seen"], doc["late_seen"]
+        if not isinstance(seen_doc, dict) or not isinstance(late_doc, dict):
+            raise bad("seen and late_seen must be objects")
+
+        def when(value: Any, name: str) -> float | None:
+            if value is None:
+                return None
+            if not isinstance(value, str):
+                raise bad(f"{name} must be an RFC 3339 string")
+            return epoch(value)
+
+        high = when(cursor.get("high_water"), "high_water")
+        origin = when(cursor.get("origin"), "origin")
+        if high is None or origin is None:
+            raise bad("the cursor has no origin or high_water")
+        seen = [(str(k), float(v), k in late_doc) for k, v in seen_doc.items()]
+        seen += [(str(k), float(v), True) for k, v in late_doc.items() if k not in seen_doc]
+        totals = Counters(**{k: int(stats.get(k) or 0) for k in ("emitted", "rejected", "pages", "retries")})
+        # v1 pruned the seen set at high_water - overlap on every commit, and the late set at
+        # (host clock - late_lookback), last when it wrote the file: the floors claim no more.
+        overlap, late_lookback = windows
+        written = path.stat().st_mtime
+        state = State(origin=origin, high_water=high, seen_floor=max(origin, min(high, high - overlap)),
+                      late_floor=max(origin, min(high, written - late_lookback)),
+                      totals=totals, runs=int(stats.get("runs") or 0),
+                      last_success=when(stats.get("last_success"), "last_success"),
+                      newest_activity=when(stats.get("newest_activity"), "newest_activity"),
+                      last_request_id=stats.get("last_request_id"))
+        _STATE.validate_python(asdict(state))
+        return state, seen
+    except PluginError:
+        raise
+    except (ValueError, KeyError, TypeError, ValidationError, OverflowError) as exc:
+        raise bad(f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "state"
+    return f"{where}: {err['msg']}"
+
+
+def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "no such table" in text
+
+
+def _as_oserror(exc: sqlite3.DatabaseError) -> OSError:
+    text = str(exc)
+    if "full" in text.lower():
+        return OSError(errno.ENOSPC, text)
+    if "readonly" in text.lower() or "read-only" in text.lower():
+        return OSError(errno.EROFS, text)
+    return OSError(errno.EIO, text)
+
+
+def disk_error(exc: OSError, what: str) -> PluginError:
     reason = exc.strerror or str(exc)
     if exc.errno == errno.ENOSPC:
         return PluginError(Exit.TEMPFAIL, f"{what}: {reason}",

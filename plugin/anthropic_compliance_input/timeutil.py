@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -10,6 +11,8 @@ RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-
 _RFC3339 = re.compile(RFC3339_PATTERN)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = 100 * 366 * 86400.0
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # before any Claude activity; catches year typos
 
 
 def parse_rfc3339(text: str) -> datetime:
@@ -20,11 +23,17 @@ def parse_rfc3339(text: str) -> datetime:
     body = body[:10] + "T" + body[11:]
     # Python 3.10's fromisoformat wants exactly 3 or 6 fractional digits: use 6 (nanoseconds cut).
     body = re.sub(r"\.(\d+)", lambda m: "." + m.group(1)[:6].ljust(6, "0"), body, count=1)
-    return datetime.fromisoformat(body).astimezone(UTC)
+    try:
+        return datetime.fromisoformat(body).astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is past datetime's range in UTC
+        raise ValueError(f"timestamp out of range: {text!r}") from None
 
 
 def epoch(text: str) -> float:
-    return parse_rfc3339(text).timestamp()
+    try:
+        return parse_rfc3339(text).timestamp()
+    except OverflowError:
+        raise ValueError(f"timestamp out of range: {text!r}") from None
 
 
 def fast_epoch(text: str) -> float:
@@ -33,7 +42,7 @@ def fast_epoch(text: str) -> float:
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is not None:
             return moment.timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     return epoch(text)
 
@@ -49,25 +58,40 @@ def format_rfc3339(moment: datetime | float) -> str:
 
 
 def parse_duration(text: str | int | float) -> timedelta:
-    """'90s', '15m', '24h', '7d', '2w', '1h30m', or a bare number of seconds."""
-    if isinstance(text, bool):
+    """'90s', '15m', '24h', '7d', '2w', '1h30m', or a bare number of seconds (at most 100 years:
+    anything longer is a typo, and timedelta would overflow with a traceback)."""
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
         raise ValueError("expected a duration such as 90s, 15m, 24h or 7d")
     if isinstance(text, (int, float)):
-        if text < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=text)
-    value = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return timedelta(seconds=float(value))
-    if not value or _DURATION_PART.sub("", value):
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 24h, 7d, 1h30m)")
-    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+        seconds = float(text)
+    else:
+        value = text.strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", value):
+            seconds = float(value)
+        elif not value or _DURATION_PART.sub("", value):
+            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 24h, 7d, 1h30m)")
+        else:
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"not a finite, non-negative duration: {text!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"duration {text!r} is longer than 100 years")
     return timedelta(seconds=seconds)
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """A start point: a duration ago ('7d'), a date ('2026-01-01', UTC midnight) or a timestamp."""
+    """A start point between 2000-01-01 and tomorrow: a duration ago ('7d'), a date ('2026-01-01',
+    UTC midnight) or a timestamp. The bounds catch typos (0999, 2099) that would otherwise start
+    collection in a place no audit trail can be."""
     now = now or datetime.now(UTC)
+    moment = _parse_since(text, now)
+    if not EARLIEST <= moment <= now + timedelta(days=1):
+        raise ValueError(f"{text!r} is {format_rfc3339(moment) if moment.year >= 1000 else moment.isoformat()}: "
+                         f"must lie between {EARLIEST.date()} and tomorrow")
+    return moment
+
+
+def _parse_since(text: str, now: datetime) -> datetime:
     value = text.strip()
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
@@ -78,9 +102,13 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     except ValueError:
         pass
     try:
-        return now - parse_duration(value)
-    except ValueError:
-        raise ValueError(
-            f"not a date, time or duration: {text!r} "
-            "(use e.g. 2026-01-01, 2026-01-01T12:00:00Z, 7d or 24h)"
-        ) from None
+        span = parse_duration(value)
+    except ValueError as exc:
+        if "not a duration" not in str(exc):
+            raise
+        raise ValueError(f"not a date, time or duration: {text!r} "
+                         "(use e.g. 2026-01-01, 2026-01-01T12:00:00Z, 7d or 24h)") from None
+    try:
+        return now - span
+    except OverflowError:
+        raise ValueError(f"{text!r} reaches before the year 1") from None

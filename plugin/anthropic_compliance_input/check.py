@@ -1,0 +1,96 @@
+"""`check`: the doctor an on-call engineer runs first.
+
+It walks the run's own path (config -> key -> state dir -> one API request) and says, per step,
+ok or the problem and the fix, one line each.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from .errors import Exit, PluginError
+from .timeutil import format_rfc3339
+
+
+def _line(step: str, ok: bool, text: str) -> None:
+    print(f"{step:<7} {'ok  ' if ok else 'FAIL'}  {text}", flush=True)
+
+
+def check(config_arg: str | None) -> int:
+    from .config import load_config
+
+    try:
+        loaded = load_config(config_arg)
+    except PluginError as exc:
+        _line("config", False, str(exc))
+        return exc.code
+    cfg = loaded.config
+    _line("config", True, f"{loaded.describe()}: valid; base_url {cfg.api.base_url}, output {cfg.output.mode}")
+    failures: list[int] = []
+
+    from .keys import find_key, mask, shape_warning
+
+    key = None
+    try:
+        found = find_key(cfg)
+        key = found.key
+        warning = shape_warning(key)
+        _line("key", warning is None, f"{found.source}: {mask(key)}" + (f" — {warning}" if warning else ""))
+        if warning:
+            failures.append(Exit.CONFIG)
+    except PluginError as exc:
+        _line("key", False, str(exc))
+        failures.append(exc.code)
+
+    state_dir = Path(cfg.state.path).parent
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = state_dir / f".check-{os.getpid()}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"probe")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink()
+        from .runner import open_store
+
+        state = open_store(cfg).load(readonly=True)
+        where = f"cursor at {format_rfc3339(state.high_water)}" if state else "no state yet (the next run is a first run)"
+        _line("state", True, f"{state_dir} is writable (probe file written and removed); {where}")
+    except OSError as exc:
+        _line("state", False, f"{state_dir} is not writable: {exc.strerror} — make it writable by the user the "
+                              "shipper runs as (root for Fluent Bit and syslog-ng, vector for Vector)")
+        failures.append(Exit.CONFIG)
+    except PluginError as exc:
+        _line("state", False, str(exc))
+        failures.append(exc.code)
+
+    if key is None:
+        _line("api", False, "skipped: no key")
+    else:
+        from .api import probe
+
+        started = time.monotonic()
+        try:
+            page = probe(cfg.api, key)
+            h = page.headers
+            rate = (f"rate limit {h.get('anthropic-ratelimit-requests-remaining', '?')}/"
+                    f"{h.get('anthropic-ratelimit-requests-limit', '?')} requests left, resets "
+                    f"{h.get('anthropic-ratelimit-requests-reset', '?')}")
+            org = h.get("anthropic-organization-id")
+            newest = page.data[0].get("created_at") if page.data and isinstance(page.data[0], dict) else None
+            skew = page.skew
+            clock = ("; API clock unknown (no Date header)" if skew is None else
+                     f"; host clock {abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} the API's (fix NTP; "
+                     "collection follows the API's clock)" if abs(skew) > 5 else "; host clock agrees with the API's")
+            _line("api", True, f"{cfg.api.base_url} answered 200 in {time.monotonic() - started:.2f}s "
+                               f"(request-id {page.request_id}); {rate}"
+                               + (f"; organization {org}" if org else "")
+                               + (f"; newest activity {newest}" if newest else "; no activities visible yet") + clock)
+        except PluginError as exc:
+            _line("api", False, str(exc))
+            failures.append(exc.code)
+    return failures[0] if failures else Exit.OK

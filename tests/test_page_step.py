@@ -1,0 +1,117 @@
+"""The pure page step: from (what is known, one page) to a plan, and from a carried-out plan to
+the commit. No API, no disk: each rule that decides a gap or a duplicate, on its own."""
+
+from __future__ import annotations
+
+from anthropic_compliance_input.plan import Window, dedupe_key, plan_page
+from anthropic_compliance_input.timeutil import epoch, format_rfc3339
+
+T0 = epoch("2026-11-27T10:00:00Z")
+WINDOW = Window(T0, T0 + 600)
+LATE = frozenset({"anthropic_access", "cmek_preserve"})
+
+
+def activity(n: int, at: float, kind: str = "claude_chat_created", **extra) -> dict:
+    return {"id": f"activity_{n:04d}", "created_at": format_rfc3339(at), "actor": {"type": "user_actor"},
+            "type": kind, **extra}
+
+
+def plan(records: list, known: set[str] = frozenset(), window: Window = WINDOW, nonfinite: bool = False):
+    return plan_page(records, [dedupe_key(r) for r in records], known, window, LATE, nonfinite)
+
+
+def test_a_clean_page_emits_everything_and_moves_the_cursor_to_its_newest_record():
+    page = [activity(i, T0 + 10 * i) for i in range(5)]
+    p = plan(page)
+    assert p.records == page and p.rejects == [] and p.duplicates == 0
+    out = p.outcome()
+    assert out.emitted == 5 and out.high_water == T0 + 40 and out.newest == T0 + 40
+    assert [k for k, _, _ in out.seen] == [r["id"] for r in page]
+
+
+def test_ids_already_seen_in_an_earlier_page_are_skipped():
+    page = [activity(i, T0 + i) for i in range(4)]
+    p = plan(page, known={"activity_0001", "activity_0003"})
+    assert [r["id"] for r in p.records] == ["activity_0000", "activity_0002"] and p.duplicates == 2
+    assert {k for k, _, _ in p.outcome().seen} == {"activity_0000", "activity_0002"}
+
+
+def test_an_id_repeated_inside_one_page_is_emitted_once():
+    a = activity(1, T0 + 1)
+    p = plan([a, activity(2, T0 + 2), dict(a)])
+    assert [r["id"] for r in p.records] == ["activity_0001", "activity_0002"] and p.duplicates == 1
+
+
+def test_a_page_that_straddles_the_overlap_floor_stores_only_what_can_be_read_again():
+    page = [activity(i, T0 + 100 * i) for i in range(6)]  # T0 .. T0+500
+    page.append(activity(9, T0 + 50, "anthropic_access"))
+    out = plan(page).outcome()
+    floor, late_floor = T0 + 250, T0 - 3600
+    kept = {k for k, _, _ in out.seen_above(floor, late_floor)}
+    # below the floor only the late type stays (the reconciliation window still covers it)
+    assert kept == {"activity_0003", "activity_0004", "activity_0005", "activity_0009"}
+
+
+def test_rejects_with_and_without_created_at():
+    good = activity(1, T0 + 10)
+    dated = {"id": "activity_0002", "created_at": format_rfc3339(T0 + 20), "type": "x", "actor": {}}  # no actor.type
+    undated = {"id": "activity_0003", "created_at": "yesterday", "type": "x", "actor": {"type": "user_actor"}}
+    nameless = {"created_at": format_rfc3339(T0 + 30), "type": "x"}
+    p = plan([good, dated, undated, nameless])
+    assert p.records == [good]
+    reasons = dict((r.get("id", "none"), why) for r, why in p.rejects)
+    assert "actor.type" in reasons["activity_0002"] and "created_at" in reasons["activity_0003"]
+    assert "id" in reasons["none"]
+    out = p.outcome()
+    stamps = {k: s for k, s, _ in out.seen}
+    assert out.rejected == 3 and out.emitted == 1
+    assert stamps["activity_0002"] == T0 + 20  # a usable created_at files it where it is
+    assert stamps["activity_0003"] == WINDOW.lt  # none: the window's end, so the next poll still knows it
+    assert dedupe_key(nameless).startswith("sha256:") and stamps[dedupe_key(nameless)] == T0 + 30
+    # a rejected record inside the window may move the cursor (it was written, to the dead letters)
+    assert out.high_water == T0 + 30 and out.newest == T0 + 10
+
+
+def test_late_types_are_marked_for_the_reconciliation_window():
+    p = plan([activity(1, T0 + 1, "anthropic_access"), activity(2, T0 + 2, "cmek_preserve"), activity(3, T0 + 3)])
+    assert [late for _, _, late in p.outcome().seen] == [True, True, False]
+
+
+def test_records_dated_outside_the_window_are_delivered_but_move_nothing():
+    future = activity(1, epoch("2099-01-01T00:00:00Z"))
+    past = activity(2, epoch("2001-01-01T00:00:00Z"))
+    inside = activity(3, T0 + 100)
+    out = plan([past, inside, future]).outcome()
+    assert out.emitted == 3
+    assert out.high_water == T0 + 100 and out.newest == T0 + 100
+    stamps = {k: s for k, s, _ in out.seen}
+    assert stamps["activity_0001"] == WINDOW.lt and stamps["activity_0002"] == WINDOW.lt
+
+
+def test_a_stop_mid_page_commits_only_what_was_written():
+    page = [activity(i, T0 + 10 * i) for i in range(6)]
+    page.insert(4, {"id": "bad", "created_at": format_rfc3339(T0 + 45), "type": "x", "actor": {}})
+    p = plan(page)
+    out = p.outcome(emitted=3)  # the sink took 3 of 6 lines, then the stop cut in
+    assert out.emitted == 3 and out.rejected == 1  # dead letters are written before any line
+    assert {k for k, _, _ in out.seen} == {"activity_0000", "activity_0001", "activity_0002", "bad"}
+    # the cursor stops before the first record that was not written, even past a later reject
+    assert out.high_water == T0 + 20
+    assert p.outcome(emitted=0).high_water is None
+
+
+def test_a_number_too_large_for_json_is_dead_lettered_not_emitted_as_infinity():
+    huge = activity(1, T0 + 1, detail={"bytes": float("inf")})
+    p = plan([huge, activity(2, T0 + 2, size=1e300)], nonfinite=True)
+    assert [r["id"] for r in p.records] == ["activity_0002"]
+    assert "too large" in p.rejects[0][1]
+
+
+def test_created_at_at_the_ends_of_the_calendar_is_handled_not_a_crash():
+    last, before_first = activity(1, T0), activity(2, T0)
+    last["created_at"] = "9999-12-31T23:59:59-05:00"  # valid, far outside the window: delivered
+    before_first["created_at"] = "0001-01-01T00:00:00+01:00"  # before year 1 in UTC
+    p = plan([last, before_first])
+    assert p.records == [last, before_first] and p.rejects == []
+    out = p.outcome()
+    assert out.high_water is None and [s for _, s, _ in out.seen] == [WINDOW.lt, WINDOW.lt]
