@@ -66,17 +66,34 @@ def run_child(cmd: list[str]) -> tuple[float, float, int, str]:
 
 def config(tmp: Path, url: str, name: str) -> Path:
     path = tmp / f"{name}.toml"
-    path.write_text(f'[api]\nbase_url = "{url}"\npage_size = {PAGE}\n[state]\npath = "{tmp}/{name}.json"\n'
+    path.write_text(f'[api]\nbase_url = "{url}"\npage_size = {PAGE}\n[state]\npath = "{tmp}/{name}.db"\n'
                     '[collect]\ninitial_lookback = "2d"\n')
     return path
 
 
+CLUSTER_SIM = """
+import sys, time
+from anthropic_compliance_input.simulator import FeedModel, SimServer
+count, clustered = int(sys.argv[1]), sys.argv[2] == "cluster"
+model = FeedModel(accept_any_key=True, side_effects=False)
+now = time.time()
+if clustered:  # every activity on one created_at (a fraction, so the factory keeps it)
+    model.extend([model.factory.make(now - 3600.5) for _ in range(count)])
+else:
+    model.generate(count, now - 7200, now - 120)
+with SimServer(model) as server:
+    print(f"simulated Compliance API at {server.url}", file=sys.stderr, flush=True)
+    time.sleep(86400)
+"""
+
+
 @contextmanager
-def simulator(count: int) -> Iterator[str]:
+def simulator(count: int, shape: str | None = None) -> Iterator[str]:
     """The simulated API in its own process: its memory must not count against the plugin's
     (a vfork'd child's ru_maxrss includes its parent's pages)."""
-    proc = subprocess.Popen(PLUGIN + ["simulate", "--port", "0", "--count", str(count), "--rate", "0"],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cmd = ([sys.executable, "-c", CLUSTER_SIM, str(count), shape] if shape else
+           PLUGIN + ["simulate", "--port", "0", "--count", str(count), "--rate", "0"])
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stderr:  # type: ignore[union-attr]
             match = re.search(r"API at (http://\S+)", line)
@@ -160,7 +177,24 @@ def main() -> None:
         rows.append((f"peak RSS, backlog {size:,}", f"{rss / 1024:.1f} MB ({emitted(err) / wall:,.0f}/s)",
                      "flat; <= 80 MB at 1M"))
 
-    # 3. a run that finds nothing new, next to importing requests + pydantic
+    # 3. a 300,000-activity cluster on one created_at, next to the same volume spread out
+    cluster_rss: dict[str, int] = {}
+    for shape in ("spread", "cluster"):
+        with simulator(300_000, shape) as url:
+            cfg = config(tmp, url, shape)
+            wall, cpu, rss, err = run_child(PLUGIN + ["--config", str(cfg), "--log-level", "debug", "run"])
+        cluster_rss[shape] = rss
+        commits = [float(m) for m in re.findall(r"page committed: \d+ records, \d+ seen ids stored, ([\d.]+) ms", err)]
+        tenth = max(1, len(commits) // 10)
+        first, last = statistics.median(commits[:tenth]), statistics.median(commits[-tenth:])
+        state_mb = sum(p.stat().st_size for p in tmp.glob(f"{shape}.db*")) / 1e6
+        rows.append((f"300,000 activities, {shape}: peak RSS, wall", f"{rss / 1024:.1f} MB, {wall:.1f} s, "
+                     f"state {state_mb:.0f} MB", "cluster RSS <= 1.3x spread"))
+        rows.append((f"300,000 activities, {shape}: commit per page, first / last tenth",
+                     f"{first:.1f} / {last:.1f} ms over {len(commits)} pages", "flat"))
+    rows.append(("cluster / spread peak RSS", f"{cluster_rss['cluster'] / cluster_rss['spread']:.2f}x", "<= 1.3x"))
+
+    # 4. a run that finds nothing new, next to importing requests + pydantic
     with simulator(1000) as url:
         cfg = config(tmp, url, "empty")
         run_child(PLUGIN + ["--config", str(cfg), "run"])

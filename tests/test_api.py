@@ -1,7 +1,10 @@
-"""Request-level behaviour of the API client, against pytest-httpserver."""
+"""The API: request-level behaviour of the client against pytest-httpserver, then what the CLI does
+when the API is unreachable, refuses the key or a filter, or serves TLS, against the simulator."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 
 import pytest
@@ -11,7 +14,9 @@ from anthropic_compliance_input.api import Client, Query
 from anthropic_compliance_input.config import ApiConfig
 from anthropic_compliance_input.errors import PluginError
 
-KEY = "sk-ant-api01-request-level-test-key-0000"
+from helpers import Plugin, assert_one_line_error, child_env
+
+KEY = "sk-ant-api01-request-level-test-key-0000"  # the client tests' own; the CLI tests use helpers.KEY
 PAGE = {"data": [], "has_more": False, "first_id": None, "last_id": None}
 PATH = "/v1/compliance/activities"
 
@@ -56,6 +61,7 @@ def test_x_should_retry_false_is_not_retried(httpserver):
     with pytest.raises(PluginError) as err:
         client_for(httpserver).get_page(Query(limit=1))
     assert err.value.code == 69 and len(httpserver.log) == 1
+    assert "the API said not to retry it" in str(err.value) and "after" not in str(err.value)
 
 
 @pytest.mark.parametrize("status,code", [(400, 65), (401, 77), (403, 77), (404, 78)])
@@ -123,3 +129,55 @@ def test_https_is_required_except_on_loopback():
     assert ApiConfig(base_url="http://127.0.0.1:8080").base_url == "http://127.0.0.1:8080"
     assert ApiConfig(base_url="http://[::1]:8080/").base_url == "http://[::1]:8080"
     assert ApiConfig(base_url="http://localhost:1").base_url == "http://localhost:1"
+
+
+# Through the CLI, against the simulator: each API failure is one line and its exit code.
+
+def test_unreachable_api_exits_69_without_moving_the_cursor(plugin: Plugin):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once we leave: nothing listens there
+    plugin.configure(api={"base_url": f"http://127.0.0.1:{port}", "max_retries": 2})
+    result = plugin.run()
+    assert_one_line_error(result, 69, "API unreachable", f"127.0.0.1:{port}", "cursor did not move")
+    state = plugin.state()
+    assert state["high_water"] == state["origin"]
+    assert "API unreachable" in state["last_error"]
+
+
+def test_wrong_key_exits_77_with_the_api_message_and_a_hint(plugin: Plugin):
+    result = plugin.run(env=child_env(ANTHROPIC_COMPLIANCE_API_KEY="sk-ant-api01-wrong-key-000000000000000"))
+    assert_one_line_error(result, 77, "API 401 authentication_error", "invalid or has been revoked",
+                          "request-id req_", "key status")
+    assert "sk-ant-api01-wrong-key-000000000000000" not in result.stderr
+
+
+def test_key_without_scope_exits_77(plugin: Plugin, model):
+    model.keys["sk-ant-api01-userdata-only-0000000000000"] = {"read:compliance_user_data"}
+    result = plugin.run(env=child_env(ANTHROPIC_COMPLIANCE_API_KEY="sk-ant-api01-userdata-only-0000000000000"))
+    assert_one_line_error(result, 77, "403 permission_error", "read:compliance_activities")
+
+
+def test_filter_the_api_rejects_exits_65(plugin: Plugin):
+    plugin.configure(api={"activity_types": ["no_such_type"]})
+    assert_one_line_error(plugin.run(), 65, "400 invalid_request_error", "no_such_type", "filters in [api]")
+
+
+def test_tls_is_verified_and_ca_bundle_is_honoured(plugin: Plugin, model, tmp_path):
+    from anthropic_compliance_input.simulator import SimServer
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    import time
+
+    model.generate(10, time.time() - 3600, time.time() - 120)
+    with SimServer(model, tls=(str(cert), str(key))) as server:
+        assert server.url.startswith("https://")
+        plugin.configure(api={"base_url": server.url, "max_retries": 1})
+        untrusted = plugin.run()
+        assert_one_line_error(untrusted, 69, "TLS error talking to https://127.0.0.1", "ca_bundle")
+        plugin.configure(api={"base_url": server.url, "ca_bundle": str(cert)})
+        trusted = plugin.run()
+    assert trusted.rc == 0 and len(trusted.ids) == 10

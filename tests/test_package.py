@@ -2,7 +2,8 @@
 
 Needs root (the venv is built at its final path in a private mount namespace, dpkg -i installs
 system-wide), dpkg, rpm, lintian and rpmlint; .ci/run installs them. Everything installed here is
-purged again, whatever the outcome.
+purged again, whatever the outcome. That no plaintext keyring backend ships is checked on the
+declared dependencies everywhere, and on the built packages' payload with the rest.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import grp
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from importlib.metadata import requires
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NAME = "anthropic-compliance-input"
 TOOLS = ("dpkg", "dpkg-deb", "rpm", "lintian", "rpmlint", "unshare")
 READY = os.geteuid() == 0 and all(shutil.which(t) for t in TOOLS)
-pytestmark = pytest.mark.skipif(not READY and not IN_CI, reason=f"needs root and {', '.join(TOOLS)}")
+needs_tools = pytest.mark.skipif(not READY and not IN_CI, reason=f"needs root and {', '.join(TOOLS)}")
+PLAINTEXT_BACKENDS = re.compile(r"keyrings[._-](alt|cryptfile)\b", re.I)  # keyring would store the key in a file
 INSTALLED = [Path(f"/opt/{NAME}"), Path(f"/etc/{NAME}"), Path(f"/var/lib/{NAME}"), Path(f"/usr/bin/{NAME}"),
              Path(f"/usr/share/doc/{NAME}"), Path(f"/usr/share/man/man1/{NAME}.1.gz")]
 
@@ -52,6 +56,7 @@ def packages(tmp_path_factory) -> dict[str, Path]:
     return result
 
 
+@needs_tools
 def test_both_packages_are_lint_clean(packages):
     lintian = sh("lintian", str(packages["deb"]), check=False)
     findings = [l for l in (lintian.stdout + lintian.stderr).splitlines() if l[:2] in ("E:", "W:")]
@@ -60,6 +65,7 @@ def test_both_packages_are_lint_clean(packages):
     assert "0 errors, 0 warnings" in rpmlint.stdout, rpmlint.stdout
 
 
+@needs_tools
 def test_deb_metadata_and_payload(packages):
     info = sh("dpkg-deb", "-I", str(packages["deb"])).stdout
     py = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -81,6 +87,7 @@ def _purge() -> None:
     sh("dpkg", "-P", NAME, check=False)
 
 
+@needs_tools
 def test_deb_install_run_upgrade_and_purge(packages, tmp_path):
     _purge()
     try:
@@ -131,6 +138,7 @@ def test_deb_install_run_upgrade_and_purge(packages, tmp_path):
     assert sh("getent", "group", NAME, check=False).returncode == 2
 
 
+@needs_tools
 def test_rpm_payload_scripts_and_a_run_from_a_test_root(packages, tmp_path):
     listing = sh("rpm", "-qlp", str(packages["rpm"])).stdout.splitlines()
     for path in (f"/usr/bin/{NAME}", f"/etc/{NAME}/config.toml", f"/usr/share/man/man1/{NAME}.1.gz",
@@ -151,3 +159,24 @@ def test_rpm_payload_scripts_and_a_run_from_a_test_root(packages, tmp_path):
               f"mount --bind {root}/opt /opt && /opt/{NAME}/venv/bin/{NAME} demo --count 25",
               env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
     assert len(demo.stdout.splitlines()) == 25
+
+
+def test_no_plaintext_keyring_backend_is_pulled_in():
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in declared + (requires(NAME) or []):  # what the build reads, what is installed
+        assert not PLAINTEXT_BACKENDS.match(requirement), requirement
+
+
+@needs_tools
+def test_no_plaintext_keyring_backend_is_in_the_packages(packages):
+    deb = sh("dpkg-deb", "-c", str(packages["deb"])).stdout
+    rpm = sh("rpm", "-qlp", str(packages["rpm"])).stdout
+    assert "site-packages/keyring/" in deb and "site-packages/keyring/" in rpm  # the listing is what we think
+    for listing in (deb, rpm):
+        assert not [line for line in listing.splitlines() if PLAINTEXT_BACKENDS.search(line)
+                    or "site-packages/keyrings/" in line]

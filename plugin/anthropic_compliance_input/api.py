@@ -44,10 +44,13 @@ class _Retry(Retry):
             raise MaxRetryError(_pool, url or "", ResponseError("x-should-retry: false"))
         cause = f"HTTP {response.status}" if response is not None else f"{type(error).__name__}: {error}"
         if self.client is not None:
-            self.client.counters.retries += 1
             self.client.failing = (_failure_code(response), cause)
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         new.client = self.client
+        if self.client is not None:
+            self.client.counters.retries += 1
+            if _pool is not None:  # urllib3 sends the retry itself; get_page counts its own resends
+                self.client.counters.requests += 1
         log.warning("request failed (%s); retry %d of %s", cause, len(new.history), self._budget())
         return new
 

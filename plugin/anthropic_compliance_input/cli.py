@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass
 from importlib import import_module
@@ -16,6 +17,7 @@ from . import NAME, __version__
 from .errors import Exit, Interrupted, PluginError, exit_codes_help
 from .keyshape import SIMULATED_KEY, contains_key, redact_keys
 from .logs import log, setup
+from .stdio import guard_std_fds
 
 CFG = f"--config /etc/{NAME}/config.toml"
 
@@ -43,12 +45,9 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
 
 
 def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or not 0 <= value <= 600_000:
-        raise argparse.ArgumentTypeError("must be between 0 and 600000 per minute")
+    value = float(text) if re.fullmatch(r"\d+(\.\d*)?", text.strip()) else math.nan
+    if not 0 <= value <= 600_000:
+        raise argparse.ArgumentTypeError("must be a number of activities per minute, 0 to 600000")
     return value
 
 
@@ -163,24 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(*flags, **options)
         sub.set_defaults(spec=cmd)
     return p
-
-
-def guard_std_fds() -> bool:
-    """Fill closed descriptors 0-2 with /dev/null before anything else is opened: otherwise the
-    next file opened (the lock, the state) would become fd 1 and receive the activity lines.
-    Returns whether stdout was closed, which `run` then refuses (exit 74)."""
-    closed = []
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            closed.append(fd)
-    for fd in closed:
-        null = os.open(os.devnull, os.O_RDWR)
-        if null != fd:
-            os.dup2(null, fd)
-            os.close(null)
-    return 1 in closed
 
 
 def main(argv: list[str] | None = None) -> int:

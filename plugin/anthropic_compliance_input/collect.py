@@ -21,7 +21,7 @@ from .config import Config
 from .errors import Exit
 from .logs import log
 from .plan import Window, dedupe_key, plan_page
-from .sinks import RejectFile, encode
+from .sinks import RejectFile, Sink, encode
 from .state import Counters, State, StateStore
 from .stop import Stopper
 from .timeutil import epoch, format_rfc3339
@@ -33,7 +33,7 @@ Progress = Callable[[Counters, float, float], None]  # (this poll so far, cursor
 
 class Collector:
     def __init__(self, cfg: Config, client: Client, store: StateStore, state: State,
-                 sink: object, stopper: Stopper, progress: Progress | None = None) -> None:
+                 sink: Sink, stopper: Stopper, progress: Progress | None = None) -> None:
         self.cfg = cfg
         self.client = client
         self.store = store
@@ -175,8 +175,8 @@ class Collector:
                         self.store.rejected_path)
         self.rejects.write(plan.rejects)
         records = plan.records
-        written = self.sink.write([encode(r) for r in records] if self.sink.wants_lines else records,  # type: ignore[attr-defined]
-                                  lambda: self.stopper.requested)
+        items = [encode(r) for r in records] if self.sink.wants_lines else records
+        written = self.sink.write(items, lambda: self.stopper.requested)
         done = plan.outcome(None if written == len(records) else written)
 
         counters.duplicates += plan.duplicates
@@ -193,4 +193,8 @@ class Collector:
             state.seen_floor = max(state.seen_floor, state.high_water - c.overlap_seconds)
             moved = True
         if moved or done.emitted or done.rejected:  # empty and all-repeat pages change nothing
-            self.store.commit(state, done.seen_above(state.seen_floor, state.late_floor))
+            started = time.perf_counter()
+            kept = done.seen_above(state.seen_floor, state.late_floor)
+            self.store.commit(state, kept)
+            log.debug("page committed: %d records, %d seen ids stored, %.1f ms",
+                      len(page.data), len(kept), (time.perf_counter() - started) * 1000)

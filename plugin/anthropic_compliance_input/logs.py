@@ -27,8 +27,6 @@ def redact(text: str) -> str:
 
 
 class _Formatter(logging.Formatter):
-    converter = time.gmtime
-
     def __init__(self, fmt: str) -> None:
         super().__init__()
         self.fmt = fmt

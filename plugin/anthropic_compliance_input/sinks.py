@@ -9,7 +9,7 @@ import json
 import os
 import stat
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import orjson
 
@@ -31,10 +31,6 @@ def encode(record: Any) -> bytes:
 
 class DeliveryError(PluginError):
     """The sink did not take the records; the page is not committed."""
-
-
-class Sink(Protocol):
-    def close(self) -> None: ...
 
 
 class StdoutSink:
@@ -140,7 +136,10 @@ class ForwardSink:
         self.sender.close()
 
 
-def make_sink(out: OutputConfig, stdout_closed: bool = False) -> StdoutSink | ForwardSink:
+Sink = StdoutSink | ForwardSink  # lines, or records with their event time: never both
+
+
+def make_sink(out: OutputConfig, stdout_closed: bool = False) -> Sink:
     return ForwardSink(out) if out.mode == "forward" else StdoutSink(closed_at_start=stdout_closed)
 
 

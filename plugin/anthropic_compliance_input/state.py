@@ -15,18 +15,20 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Annotated, Iterable
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 
 from . import NAME
 from .errors import Exit, PluginError
 
 VERSION = 2
+# A hand-edited state is checked like a config: times between 1970 and 2200, counts not negative.
+Time = Annotated[float, Field(ge=0, le=7258118400)]
+Count = Annotated[int, Field(ge=0)]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, stamp REAL NOT NULL, late INTEGER NOT NULL)
@@ -41,12 +43,12 @@ _CHUNK = 500  # ids per lookup: well under SQLite's smallest variable limit (999
 class Counters:
     """What a poll did; summed per run and, in the state, over the collector's life."""
 
-    emitted: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    pages: int = 0
-    requests: int = 0
-    retries: int = 0
+    emitted: Count = 0
+    rejected: Count = 0
+    duplicates: Count = 0
+    pages: Count = 0
+    requests: Count = 0
+    retries: Count = 0
 
     def add(self, other: "Counters") -> None:
         for name in self.__dataclass_fields__:
@@ -58,19 +60,19 @@ class Counters:
 class State:
     """Everything but the seen ids. Times are epoch seconds; they are formatted only for people."""
 
-    origin: float  # where collection started (first run or state reset)
-    high_water: float  # everything before high_water - overlap has been delivered
-    seen_floor: float  # the seen set holds every id delivered with a stamp >= seen_floor
-    late_floor: float  # ... and every late-type id with a stamp >= late_floor
+    origin: Time  # where collection started (first run or state reset)
+    high_water: Time  # everything before high_water - overlap has been delivered
+    seen_floor: Time  # the seen set holds every id delivered with a stamp >= seen_floor
+    late_floor: Time  # ... and every late-type id with a stamp >= late_floor
     totals: Counters = field(default_factory=Counters)
-    runs: int = 0
-    last_success: float | None = None  # API clock at the start of the last poll that completed
-    last_attempt: float | None = None
-    newest_activity: float | None = None  # created_at of the newest activity delivered
-    clock_skew: float | None = None  # host clock minus the API's, at the last response
+    runs: Count = 0
+    last_success: Time | None = None  # API clock at the start of the last poll that completed
+    last_attempt: Time | None = None
+    newest_activity: Time | None = None  # created_at of the newest activity delivered
+    clock_skew: Annotated[float, Field(ge=-1e9, le=1e9)] | None = None  # host clock minus the API's
     last_request_id: str | None = None
     last_error: str | None = None
-    last_error_at: float | None = None
+    last_error_at: Time | None = None
     last_error_reason: str | None = None
 
     @classmethod
@@ -138,10 +140,12 @@ class StateStore:
         with a backup beside it (read-only callers see it without migrating)."""
         legacy = self._legacy_json()
         if legacy is not None:
-            state, seen = _parse_v1(legacy[1], legacy[0], self.windows)
+            from .migrate import migrate, parse_v1
+
+            state, seen = parse_v1(legacy[1], legacy[0], self.windows, self._unreadable)
             if readonly:
                 return state
-            self._migrate(legacy[0], state, seen)
+            migrate(self, legacy[0], state, seen)
         if not self.path.exists():
             return None
         try:
@@ -172,9 +176,18 @@ class StateStore:
 
     def counts(self) -> tuple[int, int]:
         """(seen ids, of which late types) for `state show` and `status`."""
+        legacy = self._legacy_json()
+        if legacy is not None:  # not migrated yet: count what the version 1 file holds
+            import json
+
+            doc = json.loads(legacy[1])
+            return len(doc["seen"]), len(doc["late_seen"])
         if not self.path.exists():
             return 0, 0
-        row = self._conn(readonly=True).execute("SELECT count(*), coalesce(sum(late), 0) FROM seen").fetchone()
+        try:
+            row = self._conn(readonly=True).execute("SELECT count(*), coalesce(sum(late), 0) FROM seen").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(str(exc)) from None
         return int(row[0]), int(row[1])
 
     # -- writing ----------------------------------------------------------------------------
@@ -267,82 +280,6 @@ class StateStore:
             except OSError as exc:
                 raise disk_error(exc, f"cannot read the state {path}") from None
         return None
-
-    def _migrate(self, source: Path, state: State, seen: list[tuple[str, float, bool]]) -> None:
-        backup = source.with_name(source.name + ".v1.bak")
-        temp = self.path.with_name(f".{self.path.name}.migrating")
-        try:
-            shutil.copy2(source, backup)
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{temp}{suffix}").unlink(missing_ok=True)
-            tmp_store = StateStore(temp)
-            tmp_store.commit(state, seen, prune=False)
-            tmp_store._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            tmp_store.close()
-            for suffix in ("-wal", "-shm"):
-                Path(f"{temp}{suffix}").unlink(missing_ok=True)
-            os.replace(temp, self.path)
-            if source != self.path:
-                source.unlink()
-        except OSError as exc:
-            raise disk_error(exc, f"cannot migrate the state {source} (a copy is in {backup})") from None
-        from .logs import log
-
-        log.warning("state %s migrated from version 1 (JSON) to version %d; the old file is kept as %s",
-                    self.path, VERSION, backup)
-
-
-def _parse_v1(raw: bytes, path: Path, windows: tuple[float, float]) -> tuple[State, list[tuple[str, float, bool]]]:
-    """Read a version 1 JSON state as strictly as a config: a hand edit that still parses as JSON
-    but not as a state stops here with 65, before it can move the cursor."""
-    import json
-
-    from .timeutil import epoch
-
-    def bad(why: str) -> PluginError:
-        return StateStore(path)._unreadable(why)
-
-    try:
-        doc = json.loads(raw)
-        if not isinstance(doc, dict) or doc.get("version") != 1:
-            raise bad(f"unknown state version {doc.get('version') if isinstance(doc, dict) else None!r}")
-        cursor, stats = doc["cursor"], doc.get("stats") or {}
-        if not isinstance(cursor, dict) or not isinstance(stats, dict):
-            raise bad("cursor and stats must be objects")
-        seen_doc, late_doc = doc["seen"], doc["late_seen"]
-        if not isinstance(seen_doc, dict) or not isinstance(late_doc, dict):
-            raise bad("seen and late_seen must be objects")
-
-        def when(value: Any, name: str) -> float | None:
-            if value is None:
-                return None
-            if not isinstance(value, str):
-                raise bad(f"{name} must be an RFC 3339 string")
-            return epoch(value)
-
-        high = when(cursor.get("high_water"), "high_water")
-        origin = when(cursor.get("origin"), "origin")
-        if high is None or origin is None:
-            raise bad("the cursor has no origin or high_water")
-        seen = [(str(k), float(v), k in late_doc) for k, v in seen_doc.items()]
-        seen += [(str(k), float(v), True) for k, v in late_doc.items() if k not in seen_doc]
-        totals = Counters(**{k: int(stats.get(k) or 0) for k in ("emitted", "rejected", "pages", "retries")})
-        # v1 pruned the seen set at high_water - overlap on every commit, and the late set at
-        # (host clock - late_lookback), last when it wrote the file: the floors claim no more.
-        overlap, late_lookback = windows
-        written = path.stat().st_mtime
-        state = State(origin=origin, high_water=high, seen_floor=max(origin, min(high, high - overlap)),
-                      late_floor=max(origin, min(high, written - late_lookback)),
-                      totals=totals, runs=int(stats.get("runs") or 0),
-                      last_success=when(stats.get("last_success"), "last_success"),
-                      newest_activity=when(stats.get("newest_activity"), "newest_activity"),
-                      last_request_id=stats.get("last_request_id"))
-        _STATE.validate_python(asdict(state))
-        return state, seen
-    except PluginError:
-        raise
-    except (ValueError, KeyError, TypeError, ValidationError, OverflowError) as exc:
-        raise bad(f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
 
 
 def _first_problem(exc: ValidationError) -> str:

@@ -8,7 +8,7 @@ import stat
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # tests/test_shippers/shippers.py -> the checkout
 CONF = ROOT / "conf"
 PACKAGED_COMMAND = "/usr/bin/anthropic-compliance-input"
 PACKAGED_CONFIG = "/etc/anthropic-compliance-input/config.toml"

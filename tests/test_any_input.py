@@ -1,0 +1,194 @@
+"""Any input, no traceback: CLI arguments, config values and state contents an operator (or a
+bad disk) can produce end in a documented exit code with one error line, never 70.
+
+The named cases are the ones found by hand; Hypothesis then looks for more.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import pytest
+from helpers import KEY, toml_dumps
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from anthropic_compliance_input.cli import main
+from anthropic_compliance_input.config import parse_config
+from anthropic_compliance_input.errors import Exit, PluginError
+from anthropic_compliance_input.state import StateStore
+
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(autouse=True)
+def _keep_signals():
+    """`run` installs its own handlers; put pytest's back after each test."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM)}
+    yield
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+@pytest.fixture
+def dead_api(monkeypatch) -> str:
+    monkeypatch.setenv("ANTHROPIC_COMPLIANCE_API_KEY", KEY)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens: 69 at once
+
+
+def invoke(capsys, argv: list[str]) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse: usage
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def config_file(where: Path, url: str, **collect) -> str:
+    path = where / "config.toml"
+    path.write_text(toml_dumps({"api": {"base_url": url, "max_retries": 0, "timeout_seconds": 2},
+                                "state": {"path": str(where / "state.db")}, "collect": collect}))
+    return str(path)
+
+
+def assert_clean(code: int, err: str) -> None:
+    assert code != Exit.SOFTWARE and "Traceback" not in err, err
+    assert code in {int(c) for c in Exit}, code
+    if code not in (0, 1):
+        assert len([line for line in err.splitlines() if "ERROR" in line or "error:" in line]) == 1, err
+
+
+@pytest.mark.parametrize("argv, code", [
+    (["run", "--since", "0001-01-01"], 64), (["run", "--since", "100000000d"], 64),
+    (["run", "--since", "2099-01-01"], 64), (["run", "--max-runtime", "nan"], 64),
+    (["run", "--max-runtime", "inf"], 64), (["state", "reset", "--since", "0999-06-01"], 64),
+    (["status", "--max-age", "1e400"], 64), (["simulate", "--rate", "nan"], 64),
+])
+def test_the_inputs_found_by_hand_are_usage_errors(capsys, dead_api, tmp_path, argv, code):
+    cfg = config_file(tmp_path, dead_api)
+    result, err = invoke(capsys, ["--config", cfg, *argv])
+    assert result == code and "Traceback" not in err and err.lower().count("error") == 1, err
+    assert not (tmp_path / "state.db").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("collect, state_path, needle", [
+    ({"initial_lookback": "100000000d"}, None, "initial_lookback"),
+    ({"late_lookback": "1000000000w"}, None, "late_lookback"),
+    ({"overlap_seconds": float("inf")}, None, "overlap_seconds"),
+    ({}, "/", "state.path"), ({}, ".", "state.path"),
+])
+def test_config_values_found_by_hand_are_configuration_errors(collect, state_path, needle):
+    doc = {"collect": collect}
+    if state_path:
+        doc["state"] = {"path": state_path}
+    with pytest.raises(PluginError) as caught:
+        parse_config(doc, "config.toml")
+    assert caught.value.code == Exit.CONFIG and needle in str(caught.value)
+
+
+def test_a_tilde_in_a_path_is_expanded(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = parse_config({"state": {"path": "~/state.db"}}, "config.toml")
+    assert cfg.state.path == str(tmp_path / "state.db")
+
+
+text = st.one_of(st.text(max_size=30), st.sampled_from(
+    ["0", "-1", "1e400", "nan", "inf", "7d", "2026-01-01", "2026-02-30", "9999-12-31T23:59:59-23:59",
+     "0001-01-01T00:00:00+01:00", "1h30m", "100000000000d", " ", "\x00", "sk-ant-api01-oops"]))
+
+
+@FAST
+@given(since=text, runtime=text)
+def test_any_run_arguments(capsys, dead_api, since, runtime):
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config_file(Path(tmp), dead_api)
+        assert_clean(*invoke(capsys, ["--config", cfg, "run", "--since", since, "--max-runtime", runtime]))
+
+
+@FAST
+@given(since=text, age=text)
+def test_any_state_reset_and_status_arguments(capsys, dead_api, since, age):
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config_file(Path(tmp), dead_api)
+        assert_clean(*invoke(capsys, ["--config", cfg, "state", "reset", "--since", since]))
+        assert_clean(*invoke(capsys, ["--config", cfg, "status", "--max-age", age]))
+
+
+values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20)),
+                      lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                      max_leaves=6)
+SECTIONS = {
+    "api": ["base_url", "page_size", "timeout_seconds", "max_retries", "retry_backoff_seconds", "ca_bundle",
+            "activity_types", "organization_ids"],
+    "collect": ["interval_seconds", "settle_delay_seconds", "overlap_seconds", "initial_lookback",
+                "late_lookback", "late_activity_types"],
+    "state": ["path"], "key": ["profile", "file"],
+    "output": ["mode", "forward_host", "forward_port", "forward_tag", "forward_timeout_seconds"],
+}
+config_docs = st.dictionaries(st.sampled_from(sorted(SECTIONS)), st.dictionaries(
+    st.sampled_from(sorted({k for keys in SECTIONS.values() for k in keys})), values, max_size=4), max_size=3)
+
+
+@FAST
+@given(doc=config_docs)
+def test_any_config_values(doc):
+    try:
+        parse_config(doc, "config.toml")
+    except PluginError as exc:
+        assert exc.code == Exit.CONFIG and "\n" not in str(exc)
+
+
+@FAST
+@given(raw=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_config_file_bytes(capsys, dead_api, raw):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.toml"
+        path.write_bytes(raw)
+        assert_clean(*invoke(capsys, ["--config", str(path), "status"]))
+
+
+v1_docs = st.fixed_dictionaries({
+    "version": st.sampled_from([1, 1, 1, 2, "1", None]),
+    "cursor": st.one_of(values, st.fixed_dictionaries({"origin": values | st.just("2026-11-01T00:00:00Z"),
+                                                        "high_water": values | st.just("garbage")})),
+    "seen": st.one_of(values, st.dictionaries(st.text(max_size=5), values, max_size=3)),
+    "late_seen": st.one_of(values, st.dictionaries(st.text(max_size=5), values, max_size=3)),
+    "stats": values,
+})
+
+
+@FAST
+@given(doc=v1_docs)
+def test_any_version_1_state_file(capsys, dead_api, doc):
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config_file(Path(tmp), dead_api)
+        (Path(tmp) / "state.db").write_text(json.dumps(doc))
+        for argv in (["status"], ["state", "show"], ["run"]):
+            assert_clean(*invoke(capsys, ["--config", cfg, *argv]))
+
+
+@FAST
+@given(row=st.dictionaries(st.sampled_from(["origin", "high_water", "seen_floor", "late_floor", "totals", "runs",
+                                            "clock_skew", "newest_activity", "last_error"]), values, max_size=6))
+def test_any_state_row_in_the_database(capsys, dead_api, row):
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config_file(Path(tmp), dead_api)
+        store = StateStore(Path(tmp) / "state.db")
+        from anthropic_compliance_input.state import State
+
+        store.commit(State.starting_at(1_790_000_000.0))
+        store.close()
+        with sqlite3.connect(Path(tmp) / "state.db") as db:
+            db.execute("UPDATE meta SET value = ? WHERE name = 'state'", (json.dumps(row),))
+        for argv in (["status"], ["state", "show"], ["run"]):
+            assert_clean(*invoke(capsys, ["--config", cfg, *argv]))

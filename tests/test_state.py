@@ -1,0 +1,146 @@
+"""The state file: versioned, private and bounded; what a corrupt or unknown one, a second
+instance, `--since` on an existing one and `state reset` do; a full disk and a read-only state
+directory."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import IN_CI, KEY, Plugin, assert_one_line_error
+
+DAY = 86400.0
+needs_root = pytest.mark.skipif(os.geteuid() != 0 and not IN_CI, reason="mounting a tmpfs needs root")
+
+
+def test_state_file_is_versioned_private_and_bounded(plugin: Plugin, model, now):
+    model.generate(5000, now - 3 * DAY, now - 120)
+    assert plugin.run().rc == 0
+    doc = plugin.state()
+    assert doc["version"] == 2 and doc["high_water"] > doc["origin"]
+    assert stat.S_IMODE(os.stat(plugin.state_path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(plugin.state_path.parent).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(plugin.state_path.with_name("default.db.lock")).st_mode) == 0o600
+    assert doc["seen"] < 100  # only ids inside the 5-minute overlap, not all 5000
+    assert KEY.encode() not in plugin.state_path.read_bytes()
+
+
+def test_corrupt_state_stops_with_65_and_is_left_untouched(plugin: Plugin):
+    plugin.state_path.parent.mkdir(parents=True)
+    plugin.state_path.write_text('{"version": 1, "cursor": {"high_wat')
+    before = plugin.state_path.read_bytes()
+    assert_one_line_error(plugin.run(), 65, str(plugin.state_path), "state reset --since")
+    assert plugin.state_path.read_bytes() == before
+
+
+def test_unknown_state_version_stops_with_65(plugin: Plugin):
+    plugin.state_path.parent.mkdir(parents=True)
+    plugin.state_path.write_text(json.dumps({"version": 99, "cursor": {}, "seen": {}, "late_seen": {}}))
+    assert_one_line_error(plugin.run(), 65, "unknown state version 99")
+
+
+def test_a_second_instance_on_the_same_state_exits_75(plugin: Plugin):
+    plugin.state_path.parent.mkdir(parents=True)
+    lock = plugin.state_path.with_name("default.db.lock")
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = plugin.run()
+    assert_one_line_error(result, 75, "another instance holds the state lock")
+    assert not plugin.state_path.exists()
+
+
+def test_since_on_an_existing_state_is_a_usage_error(plugin: Plugin):
+    assert plugin.run().rc == 0
+    assert_one_line_error(plugin.run("run", "--since", "7d"), 64, "first run only", "state reset --since 7d")
+
+
+def test_state_reset_requires_since_or_yes_and_then_redelivers(plugin: Plugin, model, now):
+    records = model.generate(40, now - 3 * 3600, now - 120)
+    assert len(plugin.run().ids) == 40
+    assert plugin.run().ids == []
+    reset = plugin.run("state", "reset", "--since", "4h")
+    assert reset.rc == 0 and b"next run delivers everything from" in reset.stdout
+    assert sorted(plugin.run().ids) == sorted(r["id"] for r in records)
+    assert plugin.run("state", "reset", "--yes").rc == 0 and not plugin.state_path.exists()
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path):
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@needs_root
+def test_a_full_disk_keeps_the_previous_state_and_loses_nothing(plugin: Plugin, model, now, tiny_fs):
+    plugin.state_path = tiny_fs / "default.db"
+    # activities that appear later are inside the re-read window behind the cursor
+    plugin.configure(state={"path": str(plugin.state_path)}, collect={"overlap_seconds": 7200})
+    first = model.generate(20, now - DAY, now - 3 * 3600)
+    assert len(plugin.run().ids) == 20
+    before = plugin.state()
+    with open(tiny_fs / "filler", "wb", buffering=0) as fh:  # fill the filesystem to the last block
+        try:
+            while True:
+                fh.write(b"\0" * 512)
+        except OSError:
+            pass
+    second = model.generate(40, now - 3000, now - 120)
+    full = plugin.run()
+    assert full.rc == 75 and "full" in full.stderr and "Traceback" not in full.stderr
+    after = plugin.state()
+    assert (after["high_water"], after["seen"]) == (before["high_water"], before["seen"])
+    (tiny_fs / "filler").unlink()
+    again = plugin.run()
+    assert again.rc == 0
+    delivered = set(full.ids) | set(again.ids)
+    assert delivered == {r["id"] for r in second} and not delivered & {r["id"] for r in first}
+
+
+@needs_root
+def test_a_read_only_state_directory_is_a_clear_error(plugin: Plugin, model, now, tiny_fs):
+    plugin.state_path = tiny_fs / "default.db"
+    plugin.configure(state={"path": str(plugin.state_path)})
+    model.generate(5, now - DAY, now - 3600)
+    assert plugin.run().rc == 0
+    before = plugin.state_path.read_bytes()
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_fs)], check=True)
+    result = plugin.run()
+    assert_one_line_error(result, 78, "Read-only file system", "[state] path")
+    assert plugin.state_path.read_bytes() == before
+
+
+@needs_root
+def test_a_full_disk_while_writing_a_dead_letter_is_75_and_commits_nothing(plugin: Plugin, model, now, tiny_fs):
+    plugin.state_path = tiny_fs / "default.db"
+    plugin.configure(state={"path": str(plugin.state_path)}, collect={"overlap_seconds": 7200})
+    model.generate(5, now - DAY, now - 3 * 3600)
+    assert plugin.run().rc == 0
+    before = plugin.state()
+    fresh = model.generate(10, now - 3000, now - 2000)
+    broken = model.factory.make(now - 1500, "claude_chat_created")
+    broken["actor"] = {"kind": "no type"}  # fails the schema: goes to the dead-letter file
+    model.add(broken)
+    with open(tiny_fs / "filler", "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 512)
+        except OSError:
+            pass
+    full = plugin.run()
+    assert_one_line_error(full, 75, "dead-letter file", "No space left on device")
+    after = plugin.state()
+    assert (after["high_water"], after["seen"]) == (before["high_water"], before["seen"])
+    (tiny_fs / "filler").unlink()
+    again = plugin.run()
+    assert again.rc == 0 and sorted(again.ids) == sorted(r["id"] for r in fresh)
+    dead = plugin.rejected_path.read_text().splitlines()
+    assert len(dead) == 1 and broken["id"] in dead[0]

@@ -1,0 +1,196 @@
+"""The windows the cursor reads, against odd API answers and config changes: records dated
+outside the window asked for, records without a date, late types at the lookback edge under
+slow and retried requests, windows widened between runs and on SIGHUP, an empty page that
+still says has_more, and a plain run cut short by --max-runtime while the API fails."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+
+from helpers import Plugin, child_env
+
+from anthropic_compliance_input.timeutil import epoch, format_rfc3339
+
+DAY = 86400.0
+
+
+def assert_once(delivered: list[str], expected: set[str]) -> None:
+    counts = Counter(delivered)
+    assert [k for k, n in counts.items() if n > 1] == [], "delivered twice"
+    assert set(counts) == expected
+
+
+def follow(plugin: Plugin, during) -> tuple[list[str], str]:
+    """Run --follow while `during(proc)` runs; the ids it printed and its stderr."""
+    proc = subprocess.Popen(plugin.cmd("run", "--follow"), env=child_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    lines: list[bytes] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)
+    reader.start()
+    try:
+        during(proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        reader.join(5)
+    assert proc.returncode == 0, err.decode()
+    return [json.loads(line)["id"] for line in lines], err.decode()
+
+
+def test_records_dated_2099_and_2001_are_delivered_once_and_do_not_move_the_cursor(plugin: Plugin, model, now):
+    normal = model.generate(40, now - 3600, now - 600)
+    odd = []
+    for n, (created, place) in enumerate((("2099-01-01T00:00:00Z", now - 900), ("2001-01-01T00:00:00Z", now - 800))):
+        record = model.factory.make(now, "claude_chat_created")
+        record["created_at"] = created  # the API files it at `place`, but it says otherwise
+        odd.append(model.add(record, sort_key=(place, record["id"])))
+    plugin.configure(collect={"overlap_seconds": 3600})  # every later run re-reads where they sit
+    runs = [plugin.run() for _ in range(3)]
+    assert all(r.rc == 0 for r in runs)
+    assert_once([i for r in runs for i in r.ids], {r["id"] for r in normal + odd})
+    state = plugin.state()
+    assert epoch(state["high_water"]) <= time.time()  # not 2099
+    assert "API" not in runs[1].stderr or "Traceback" not in runs[1].stderr
+    later = model.generate(10, time.time() - 200, time.time() - 70)  # collection continues
+    assert sorted(plugin.run().ids) == sorted(r["id"] for r in later)
+
+
+def test_a_record_without_a_usable_created_at_is_dead_lettered_once(plugin: Plugin, model, now):
+    model.generate(5, now - 3600, now - 600)
+    for n, created in enumerate((None, "last tuesday")):
+        record = {"id": f"activity_01nodate{n}", "type": "claude_chat_created", "actor": {"type": "user_actor"}}
+        if created:
+            record["created_at"] = created
+        model.add(record, sort_key=(now - 700 + n, record["id"]))
+    plugin.configure(collect={"overlap_seconds": 3600})
+    for _ in range(3):
+        assert plugin.run().rc == 0
+    dead = [json.loads(line) for line in plugin.rejected_path.read_text().splitlines()]
+    assert sorted(d["activity"]["id"] for d in dead) == ["activity_01nodate0", "activity_01nodate1"]
+
+
+def test_late_types_at_the_lookback_edge_under_slow_and_retried_requests(plugin: Plugin, model, sim):
+    """Access Transparency indexed long after it happened: only the reconciliation pass finds it.
+    Slow and retried requests stretch each poll; the seen set and the queries share one clock."""
+    plugin.configure(api={"max_retries": 6},
+                     collect={"settle_delay_seconds": 1, "overlap_seconds": 1, "late_lookback": "12s",
+                              "interval_seconds": 0.2, "initial_lookback": "1m"})
+    faults = iter(["slow", None, "503", None, None, "503", "503", "503", None, "slow"] * 50)
+    sim.faults = lambda n: next(faults, None)
+    expected: list[dict] = []
+
+    def traffic(_proc) -> None:
+        for _ in range(25):
+            api_now = model.clock()
+            expected.extend(model.generate(2, api_now - 0.5, api_now - 0.2))
+            # created 4-10 s ago, visible only now: past settle + overlap, inside late_lookback
+            for age in (4.0, 9.5):
+                record = model.factory.make(api_now - age, "anthropic_access")
+                expected.append(model.add(record))
+            time.sleep(0.3)
+        time.sleep(5)
+
+    ids, err = follow(plugin, traffic)
+    assert_once(ids, {r["id"] for r in expected})
+    assert "retry" in err  # the faults happened
+
+
+def test_widening_overlap_and_late_lookback_between_runs_repeats_nothing(plugin: Plugin, model, now):
+    model.generate(300, now - 3000, now - 70)
+    model.generate(30, now - 4 * 3600, now - 70, kind="anthropic_access")
+    plugin.configure(collect={"overlap_seconds": 30, "late_lookback": "1h", "settle_delay_seconds": 1})
+    first = plugin.run()
+    assert first.rc == 0 and len(first.ids) == 330
+    plugin.configure(collect={"overlap_seconds": 3000, "late_lookback": "5h", "settle_delay_seconds": 1})
+    assert plugin.run().ids == []
+    later = model.generate(20, time.time() - 20, time.time() - 1.5)  # new since the first run
+    third = plugin.run()
+    assert sorted(third.ids) == sorted(r["id"] for r in later)
+
+
+def test_widening_windows_on_sighup_repeats_nothing(plugin: Plugin, model, now):
+    model.generate(200, now - 3000, now - 70)
+    model.generate(20, now - 4 * 3600, now - 70, kind="anthropic_access")
+    plugin.configure(collect={"overlap_seconds": 30, "late_lookback": "1h", "interval_seconds": 0.3,
+                              "settle_delay_seconds": 1})
+    expected = {r["id"] for r in model.all_records()}
+
+    def widen(proc) -> None:
+        time.sleep(2)
+        plugin.configure(collect={"overlap_seconds": 3000, "late_lookback": "5h", "interval_seconds": 0.3,
+                                  "settle_delay_seconds": 1})
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        expected.update(r["id"] for r in model.generate(10, model.clock() - 0.8, model.clock() - 0.3))
+        time.sleep(2)
+
+    ids, err = follow(plugin, widen)
+    assert "SIGHUP: config reloaded" in err
+    assert_once(ids, expected)
+
+
+def test_an_empty_page_that_says_has_more_does_not_end_the_window(httpserver, tmp_path):
+    from werkzeug import Response
+
+    now = time.time()
+    records = [{"id": f"activity_{i:03d}", "created_at": format_rfc3339(now - 3000 + i), "type": "claude_chat_created",
+                "actor": {"type": "user_actor"}} for i in range(5)]
+
+    def answer(request):
+        args = request.args
+        if args.getlist("activity_types[]"):  # the late-type reconciliation
+            body = {"data": [], "has_more": False, "first_id": None, "last_id": None}
+        elif "after_id" not in args:  # a page emptied by the API's own filtering, more to come
+            body = {"data": [], "has_more": True, "first_id": None, "last_id": "activity_cursor"}
+        else:
+            assert args["after_id"] == "activity_cursor"
+            body = {"data": records, "has_more": False, "first_id": records[0]["id"], "last_id": records[-1]["id"]}
+        return Response(json.dumps(body), content_type="application/json")
+
+    httpserver.expect_request("/v1/compliance/activities").respond_with_handler(answer)
+    plugin = Plugin(tmp_path, httpserver.url_for("").rstrip("/"))
+    result = plugin.run()
+    assert result.rc == 0, result.stderr
+    assert result.ids == [r["id"] for r in records]
+
+
+def test_max_runtime_does_not_hide_an_outage(plugin: Plugin, model, now):
+    import socket
+
+    model.generate(5, now - DAY, now - 3600)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here: the API is unreachable
+    plugin.configure(api={"base_url": f"http://127.0.0.1:{port}", "retry_backoff_seconds": 1, "max_retries": 8})
+    result = plugin.run("run", "--max-runtime", "2")
+    assert result.rc == 69, result.stderr
+    assert "Traceback" not in result.stderr and "still failing" in result.stderr
+    status = json.loads(plugin.run("status", "--json").stdout)
+    assert status["last_error"] and "still failing" in status["last_error"] and status["up"] == 0
+
+
+def test_a_number_too_large_for_json_is_dead_lettered_not_written_as_infinity(httpserver, tmp_path):
+    from werkzeug import Response
+
+    now = time.time()
+    body = ('{"data": [{"id": "activity_big", "created_at": "%s", "type": "claude_file_uploaded",'
+            ' "actor": {"type": "user_actor"}, "file_size": 1e400},'
+            ' {"id": "activity_ok", "created_at": "%s", "type": "claude_file_uploaded",'
+            ' "actor": {"type": "user_actor"}, "file_size": 1e300}],'
+            ' "has_more": false, "first_id": "activity_big", "last_id": "activity_ok"}'
+            % (format_rfc3339(now - 3000), format_rfc3339(now - 2990)))
+    empty = '{"data": [], "has_more": false, "first_id": null, "last_id": null}'
+    httpserver.expect_request("/v1/compliance/activities").respond_with_handler(
+        lambda request: Response(empty if request.args.getlist("activity_types[]") else body,
+                                 content_type="application/json"))
+    plugin = Plugin(tmp_path, httpserver.url_for("").rstrip("/"))
+    result = plugin.run()
+    assert result.rc == 0, result.stderr
+    assert result.ids == ["activity_ok"] and b"Infinity" not in result.stdout and b"null" not in result.stdout
+    dead = [json.loads(line) for line in plugin.rejected_path.read_text().splitlines()]
+    assert [d["activity"]["id"] for d in dead] == ["activity_big"] and "too large" in dead[0]["reason"]
