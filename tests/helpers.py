@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,23 @@ def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
     assert len(errors) == 1, result.stderr
     for needle in needles:
         assert needle in errors[0], (needle, errors[0])
+
+
+def drain_pty(leader: int) -> tuple[threading.Thread, list[bytes]]:
+    """Read the leader side of a pty in a thread until the child side closes (a pty nobody reads
+    blocks the child once its small buffer is full). Join the thread, then join the chunks."""
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the child side is closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread, chunks

@@ -178,7 +178,7 @@ def test_any_version_1_state_file(capsys, dead_api, doc):
 
 
 @FAST
-@given(row=st.dictionaries(st.sampled_from(["origin", "high_water", "seen_floor", "late_floor", "totals", "runs",
+@given(row=st.dictionaries(st.sampled_from(["origin", "high_water", "seen_floor", "late_floors", "totals", "runs",
                                             "clock_skew", "newest_activity", "last_error"]), values, max_size=6))
 def test_any_state_row_in_the_database(capsys, dead_api, row):
     with tempfile.TemporaryDirectory() as tmp:
@@ -192,3 +192,27 @@ def test_any_state_row_in_the_database(capsys, dead_api, row):
             db.execute("UPDATE meta SET value = ? WHERE name = 'state'", (json.dumps(row),))
         for argv in (["status"], ["state", "show"], ["run"]):
             assert_clean(*invoke(capsys, ["--config", cfg, *argv]))
+
+
+def test_a_key_with_non_ascii_characters_is_a_configuration_error(capsys, dead_api, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_COMPLIANCE_API_KEY", "sk-ant-api01-ключключключключX")
+    cfg = config_file(tmp_path, dead_api)
+    code, err = invoke(capsys, ["--config", cfg, "run"])
+    assert code == Exit.CONFIG and "non-ASCII" in err and "ключ" not in err
+    assert_clean(code, err)
+
+
+def test_a_state_path_with_an_overlong_name_or_a_fifo_is_a_clear_error(capsys, dead_api, tmp_path):
+    import os
+
+    cfg = Path(config_file(tmp_path, dead_api))
+    long_name = cfg.read_text().replace("state.db", "a" * 300 + ".db")
+    cfg.write_text(long_name)
+    for argv in (["status"], ["state", "show"], ["run"]):
+        code, err = invoke(capsys, ["--config", str(cfg), *argv])
+        assert code == Exit.CONFIG and "longer than the filesystem allows" in err
+    cfg = Path(config_file(tmp_path, dead_api))
+    os.mkfifo(tmp_path / "state.db")  # a FIFO would block the open forever
+    for argv in (["status"], ["state", "show"], ["run"]):
+        code, err = invoke(capsys, ["--config", str(cfg), *argv])
+        assert code == Exit.CONFIG and "not a regular file" in err, err

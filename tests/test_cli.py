@@ -8,7 +8,7 @@ import os
 import pty
 import subprocess
 
-from helpers import Plugin, child_env
+from helpers import Plugin, child_env, drain_pty
 
 DAY = 86400.0
 
@@ -46,16 +46,9 @@ def test_progress_only_on_a_terminal(plugin: Plugin, model, now):
     leader, follower = pty.openpty()
     proc = subprocess.Popen(plugin.cmd("run"), env=child_env(), stdout=subprocess.PIPE, stderr=follower)
     os.close(follower)
+    reader, chunks = drain_pty(leader)
     out, _ = proc.communicate(timeout=60)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    reader.join(10)
     tty = b"".join(chunks).decode()
     assert proc.returncode == 0 and len(out.splitlines()) == 3000
     assert "\r3000 activities, 6 pages" in tty and " of 20" in tty

@@ -154,3 +154,26 @@ def test_the_key_appears_nowhere(plugin: Plugin, model, sim, now, tmp_path):
         data = path.read_bytes()
         assert KEY.encode() not in data and wrong.encode() not in data, path
     assert "sk-ant-api01-…wxyz" in outputs[2].stdout.decode()  # key status: prefix and last 4 only
+
+
+def test_a_key_echoed_back_by_a_proxy_is_redacted_everywhere(httpserver, tmp_path):
+    """A debugging proxy answers 502 with the request headers in its body: the error text is
+    logged, recorded as last_error, and printed by check, status and state show."""
+    from werkzeug import Response
+
+    def echo(request):
+        key = request.headers.get("x-api-key")
+        return Response(f"<html>502 upstream failed, x-api-key: {key}<br>{request.headers}</html>", status=502,
+                        content_type="text/html")
+
+    httpserver.expect_request("/v1/compliance/activities").respond_with_handler(echo)
+    plugin = Plugin(tmp_path, httpserver.url_for("").rstrip("/"))
+    plugin.configure(api={"max_retries": 0})
+    outputs = [plugin.run(), plugin.run("check"), plugin.run("status", "--json"), plugin.run("state", "show")]
+    assert outputs[0].rc == 69 and outputs[1].rc == 69
+    assert "[REDACTED]" in outputs[0].stderr and "[REDACTED]" in outputs[1].stdout.decode()
+    for out in outputs:
+        assert KEY.encode() not in out.stdout and KEY not in out.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path

@@ -8,7 +8,6 @@ from anthropic_compliance_input.timeutil import epoch, format_rfc3339
 
 T0 = epoch("2026-11-27T10:00:00Z")
 WINDOW = Window(T0, T0 + 600)
-LATE = frozenset({"anthropic_access", "cmek_preserve"})
 
 
 def activity(n: int, at: float, kind: str = "claude_chat_created", **extra) -> dict:
@@ -16,16 +15,18 @@ def activity(n: int, at: float, kind: str = "claude_chat_created", **extra) -> d
             "type": kind, **extra}
 
 
-def plan(records: list, known: set[str] = frozenset(), window: Window = WINDOW, nonfinite: bool = False):
-    return plan_page(records, [dedupe_key(r) for r in records], known, window, LATE, nonfinite)
+def plan(records: list, known: set[str] = frozenset(), window: Window = WINDOW, nonfinite: bool = False,
+         position: float | None = None):
+    return plan_page(records, [dedupe_key(r) for r in records], known, window, nonfinite, position)
 
 
-def test_a_clean_page_emits_everything_and_moves_the_cursor_to_its_newest_record():
+def test_a_clean_page_emits_everything_and_moves_the_cursor_to_its_oldest_record():
     page = [activity(i, T0 + 10 * i) for i in range(5)]
     p = plan(page)
     assert p.records == page and p.rejects == [] and p.duplicates == 0
     out = p.outcome()
-    assert out.emitted == 5 and out.high_water == T0 + 40 and out.newest == T0 + 40
+    # everything before the page's oldest record was read; the rest of the page is in the seen set
+    assert out.emitted == 5 and out.high_water == T0 and out.newest == T0 + 40 and p.position == T0 + 40
     assert [k for k, _, _ in out.seen] == [r["id"] for r in page]
 
 
@@ -46,8 +47,8 @@ def test_a_page_that_straddles_the_overlap_floor_stores_only_what_can_be_read_ag
     page = [activity(i, T0 + 100 * i) for i in range(6)]  # T0 .. T0+500
     page.append(activity(9, T0 + 50, "anthropic_access"))
     out = plan(page).outcome()
-    floor, late_floor = T0 + 250, T0 - 3600
-    kept = {k for k, _, _ in out.seen_above(floor, late_floor)}
+    floor, late_floors = T0 + 250, {"anthropic_access": T0 - 3600}
+    kept = {k for k, _, _ in out.seen_above(floor, late_floors)}
     # below the floor only the late type stays (the reconciliation window still covers it)
     assert kept == {"activity_0003", "activity_0004", "activity_0005", "activity_0009"}
 
@@ -68,13 +69,14 @@ def test_rejects_with_and_without_created_at():
     assert stamps["activity_0002"] == T0 + 20  # a usable created_at files it where it is
     assert stamps["activity_0003"] == WINDOW.lt  # none: the window's end, so the next poll still knows it
     assert dedupe_key(nameless).startswith("sha256:") and stamps[dedupe_key(nameless)] == T0 + 30
-    # a rejected record inside the window may move the cursor (it was written, to the dead letters)
-    assert out.high_water == T0 + 30 and out.newest == T0 + 10
+    # a rejected record inside the window counts for the cursor too (it was written, as a dead letter)
+    assert out.high_water == T0 + 10 and out.newest == T0 + 10
 
 
-def test_late_types_are_marked_for_the_reconciliation_window():
-    p = plan([activity(1, T0 + 1, "anthropic_access"), activity(2, T0 + 2, "cmek_preserve"), activity(3, T0 + 3)])
-    assert [late for _, _, late in p.outcome().seen] == [True, True, False]
+def test_each_seen_id_keeps_its_activity_type_for_the_reconciliation_window():
+    p = plan([activity(1, T0 + 1, "anthropic_access"), activity(2, T0 + 2, "cmek_preserve"), activity(3, T0 + 3),
+              {"id": "activity_0004", "created_at": format_rfc3339(T0 + 4), "actor": {"type": "x"}, "type": 7}])
+    assert [kind for _, _, kind in p.outcome().seen] == ["anthropic_access", "cmek_preserve", "claude_chat_created", None]
 
 
 def test_records_dated_outside_the_window_are_delivered_but_move_nothing():
@@ -83,7 +85,7 @@ def test_records_dated_outside_the_window_are_delivered_but_move_nothing():
     inside = activity(3, T0 + 100)
     out = plan([past, inside, future]).outcome()
     assert out.emitted == 3
-    assert out.high_water == T0 + 100 and out.newest == T0 + 100
+    assert out.high_water == T0 + 100 and out.newest == T0 + 100  # the odd two do not count
     stamps = {k: s for k, s, _ in out.seen}
     assert stamps["activity_0001"] == WINDOW.lt and stamps["activity_0002"] == WINDOW.lt
 
@@ -95,8 +97,7 @@ def test_a_stop_mid_page_commits_only_what_was_written():
     out = p.outcome(emitted=3)  # the sink took 3 of 6 lines, then the stop cut in
     assert out.emitted == 3 and out.rejected == 1  # dead letters are written before any line
     assert {k for k, _, _ in out.seen} == {"activity_0000", "activity_0001", "activity_0002", "bad"}
-    # the cursor stops before the first record that was not written, even past a later reject
-    assert out.high_water == T0 + 20
+    assert out.high_water == T0  # the oldest carried out: the first three were written
     assert p.outcome(emitted=0).high_water is None
 
 
@@ -115,3 +116,39 @@ def test_created_at_at_the_ends_of_the_calendar_is_handled_not_a_crash():
     assert p.records == [last, before_first] and p.rejects == []
     out = p.outcome()
     assert out.high_water is None and [s for _, s, _ in out.seen] == [WINDOW.lt, WINDOW.lt]
+
+
+def test_a_record_dated_later_than_its_place_cannot_carry_the_cursor():
+    """The feed is in order; a record whose date runs ahead of its place (here first on the
+    page, dated near the window's end) must not move the cursor past pages not yet read."""
+    odd = activity(0, WINDOW.lt - 5)
+    page = [odd] + [activity(i, T0 + i) for i in range(1, 6)]
+    out = plan(page).outcome()
+    assert out.high_water == T0 + 1 and out.newest == WINDOW.lt - 5
+
+
+def test_a_record_dated_earlier_than_its_place_is_kept_until_the_window_end():
+    early = activity(3, T0 + 1)  # in the window, but served after records of T0 + 100
+    page = [activity(1, T0 + 100), activity(2, T0 + 200), early, activity(4, T0 + 300)]
+    p = plan(page)
+    out = p.outcome()
+    assert [s for _, s, _ in out.seen] == [T0 + 100, T0 + 200, WINDOW.lt, T0 + 300]
+    assert out.high_water == T0 + 1  # the cursor stays conservative: the oldest date on the page
+    nxt = plan([activity(5, T0 + 250)], position=p.position)  # the next page continues the order
+    assert [s for _, s, _ in nxt.outcome().seen] == [WINDOW.lt]
+
+
+def test_an_id_that_is_not_unicode_text_is_dead_lettered_not_a_crash():
+    bad = activity(1, T0 + 1)
+    bad["id"] = "\ud800"  # a lone surrogate: valid JSON escape, not text SQLite or a SIEM can store
+    p = plan([bad, activity(2, T0 + 2)])
+    assert [r["id"] for r in p.records] == ["activity_0002"]
+    assert "Unicode" in p.rejects[0][1] and p.outcome().seen[0][0].startswith("sha256:")
+
+
+def test_a_deeply_nested_record_with_a_huge_number_is_dead_lettered():
+    deep: list = [1e400]
+    for _ in range(5000):
+        deep = [deep]
+    p = plan([activity(1, T0 + 1, detail=deep)], nonfinite=True)
+    assert p.records == [] and "too large" in p.rejects[0][1]

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from helpers import Plugin, child_env
+from helpers import Plugin, child_env, drain_pty
 
 DAY = 86400.0
 
@@ -50,20 +50,7 @@ def test_a_reloaded_run_keeps_its_progress_display(plugin: Plugin, model, now):
     proc = subprocess.Popen(plugin.cmd("run", "--follow"), env=child_env(), stdout=subprocess.PIPE,
                             stderr=follower)
     os.close(follower)
-    chunks: list[bytes] = []
-
-    def read_tty() -> None:
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=read_tty, daemon=True)
-    reader.start()
+    reader, chunks = drain_pty(leader)
     lines = threading.Thread(target=proc.stdout.read, daemon=True)  # keep stdout drained
     lines.start()
     time.sleep(1.5)

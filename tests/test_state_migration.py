@@ -78,3 +78,18 @@ def test_a_hand_edited_version_1_state_that_still_parses_is_refused_untouched(pl
     assert_one_line_error(result, 65, "unreadable", "state reset")
     assert legacy.read_bytes() == before and not plugin.state_path.exists()
     assert not os.path.exists(str(legacy) + ".v1.bak")
+
+
+def test_migration_claims_no_more_late_coverage_than_version_1_kept(plugin: Plugin, model, now):
+    """Found by an adversarial run: release 0.1 kept late ids for 72 h; the new default is 7 days,
+    and the migrated floor must not pretend the 72 h-7 d range was kept."""
+    records = model.generate(100, now - 3600, now - 120)
+    old_access = model.generate(10, now - 6 * 86400, now - 4 * 86400, kind="anthropic_access")
+    doc = v1_state(records, delivered=100)
+    doc["cursor"]["origin"] = format_rfc3339(now - 8 * 86400)  # v1 delivered those too, long ago
+    legacy = plugin.state_path.with_suffix(".json")
+    legacy.parent.mkdir(parents=True, exist_ok=True)
+    legacy.write_text(json.dumps(doc))
+    result = plugin.run()
+    assert result.rc == 0, result.stderr
+    assert not set(result.ids) & {r["id"] for r in old_access}

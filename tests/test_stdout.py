@@ -58,3 +58,20 @@ def test_closed_stdin_and_stderr_are_filled_not_fatal(plugin: Plugin, model, now
     cmd = ["sh", "-c", 'exec "$0" "$@" <&- 2>&-', *plugin.cmd("run")]
     result = subprocess.run(cmd, env=child_env(), stdout=subprocess.PIPE, timeout=60)
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 5
+
+
+@pytest.mark.parametrize("argv", [["status", "--json"], ["state", "show"], ["key", "status"], ["check"]])
+def test_every_command_reports_a_stdout_it_cannot_write_as_74(plugin: Plugin, model, now, argv):
+    model.generate(5, now - DAY, now - 3600)
+    assert plugin.run().rc == 0
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(plugin.cmd(*argv), env=child_env(), stdout=full, stderr=subprocess.PIPE, timeout=60)
+    err = result.stderr.decode()
+    assert result.returncode == 74 and "Traceback" not in err and "cannot write to stdout" in err, err
+    # a reader that went away: the pipe is closed before the command prints
+    reader = subprocess.Popen(["true"], stdin=subprocess.PIPE)
+    reader.wait()
+    result = subprocess.run(plugin.cmd(*argv), env=child_env(), stdout=reader.stdin, stderr=subprocess.PIPE,
+                            timeout=60)
+    reader.stdin.close()
+    assert result.returncode == 74 and "Traceback" not in result.stderr.decode(), result.stderr

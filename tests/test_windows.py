@@ -194,3 +194,51 @@ def test_a_number_too_large_for_json_is_dead_lettered_not_written_as_infinity(ht
     assert result.ids == ["activity_ok"] and b"Infinity" not in result.stdout and b"null" not in result.stdout
     dead = [json.loads(line) for line in plugin.rejected_path.read_text().splitlines()]
     assert [d["activity"]["id"] for d in dead] == ["activity_big"] and "too large" in dead[0]["reason"]
+
+
+def test_a_record_dated_later_than_its_place_does_not_skip_the_pages_after_it(plugin: Plugin, model, sim, now):
+    """Found by an adversarial run: the cursor followed the newest date of a page, so one odd
+    record on page 1 and a failure on page 2 lost 400 activities for good."""
+    normal = model.generate(500, now - 20 * 3600, now - 3600)
+    odd = model.factory.make(now - 1800, "claude_chat_created")  # dated 30 min ago ...
+    model.add(odd, sort_key=(now - 23 * 3600, odd["id"]))  # ... served first, 23 h back
+    failing = {"on": True}
+    sim.faults = lambda n: "503" if failing["on"] and n >= 2 else None
+    plugin.configure(api={"page_size": 100, "max_retries": 0})
+    first = plugin.run()
+    assert first.rc == 69 and len(first.ids) == 100
+    failing["on"] = False
+    second = plugin.run()
+    assert second.rc == 0
+    assert_once(first.ids + second.ids, {r["id"] for r in normal} | {odd["id"]})
+
+
+def test_a_record_dated_earlier_than_its_place_is_delivered_once(plugin: Plugin, model, now):
+    normal = model.generate(50, now - 20 * 3600, now - 3600)
+    odd = model.factory.make(now - 20 * 3600, "claude_chat_created")  # dated 20 h ago ...
+    model.add(odd, sort_key=(now - 150, odd["id"]))  # ... served 2.5 min ago, inside every overlap
+    plugin.configure(collect={"settle_delay_seconds": 1})
+    runs = []
+    for _ in range(3):
+        runs.append(plugin.run())
+        time.sleep(1.2)
+    assert all(r.rc == 0 for r in runs)
+    assert_once([i for r in runs for i in r.ids], {r["id"] for r in normal} | {odd["id"]})
+
+
+def test_making_a_type_late_between_runs_repeats_nothing(plugin: Plugin, model, now):
+    """Found by an adversarial run: ids of a type not yet late were pruned as ordinary ones, and
+    the first reconciliation after it became late delivered them again."""
+    model.generate(200, now - 4 * 3600, now - 70)
+    access = model.generate(20, now - 4 * 3600, now - 70, kind="anthropic_access")
+    plugin.configure(collect={"late_activity_types": [], "settle_delay_seconds": 1, "overlap_seconds": 60})
+    assert len(plugin.run().ids) == 220
+    plugin.configure(collect={"settle_delay_seconds": 1, "overlap_seconds": 60})  # the default late types
+    assert plugin.run().ids == []
+    # from now on the type is reconciled: one indexed late, after the change, is delivered once
+    t = model.clock()
+    late = model.add(model.factory.make(t - 30, "anthropic_access"), visible_at=t + 1.5)
+    assert plugin.run().ids == []
+    time.sleep(2)
+    assert plugin.run().ids == [late["id"]] and plugin.run().ids == []
+    assert not {r["id"] for r in access} & {late["id"]}

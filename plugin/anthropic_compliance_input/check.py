@@ -15,7 +15,9 @@ from .timeutil import format_rfc3339
 
 
 def _line(step: str, ok: bool, text: str) -> None:
-    print(f"{step:<7} {'ok  ' if ok else 'FAIL'}  {text}", flush=True)
+    from .logs import redact
+
+    print(f"{step:<7} {'ok  ' if ok else 'FAIL'}  {redact(text)}", flush=True)
 
 
 def check(config_arg: str | None) -> int:

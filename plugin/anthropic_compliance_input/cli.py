@@ -5,6 +5,7 @@ only when that command runs (a scheduled `run` that finds nothing new starts qui
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import re
@@ -17,18 +18,15 @@ from . import NAME, __version__
 from .errors import Exit, Interrupted, PluginError, exit_codes_help
 from .keyshape import SIMULATED_KEY, contains_key, redact_keys
 from .logs import log, setup
-from .stdio import guard_std_fds
+from .stdio import guard_std_fds, stdout_broken, stdout_failed
 
 CFG = f"--config /etc/{NAME}/config.toml"
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or not 0 < value <= 366 * 86400:
-        raise argparse.ArgumentTypeError("must be a number of seconds above 0 and at most a year")
+    value = float(text) if re.fullmatch(r"\d+(\.\d*)?|\.\d+", text.strip()) else math.nan
+    if not 0 < value <= 366 * 86400:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"not a number of seconds above 0 and at most a year: {text!r}")
     return value
 
 
@@ -168,6 +166,20 @@ def main(argv: list[str] | None = None) -> int:
     stdout_closed = guard_std_fds()
     # No pydantic plugins here; skipping their entry-point scan saves ~25 ms on every run.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    try:
+        code = _dispatch(argv, stdout_closed)
+    except SystemExit as exc:  # argparse: --help, --version, a usage error
+        code = exc.code if isinstance(exc.code, int) else Exit.USAGE if exc.code else Exit.OK
+    except OSError as exc:  # print() to a stdout that is full, closed or read-only (see _dispatch)
+        code = stdout_failed(exc)
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        return stdout_failed(exc)
+    return int(code)
+
+
+def _dispatch(argv: list[str] | None, stdout_closed: bool) -> int:
     args = build_parser().parse_args(argv)
     args.stdout_closed = stdout_closed
     setup(args.log_level, args.log_format)
@@ -179,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code)
     except (Interrupted, KeyboardInterrupt):
         return 0
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, OSError) and (exc.errno == errno.EPIPE or (
+                exc.errno in (errno.ENOSPC, errno.EBADF, errno.EIO) and stdout_broken())):
+            raise  # print() to a stdout that is gone: main() reports it as 74
         log.exception("internal error (please report it)")
         return Exit.SOFTWARE

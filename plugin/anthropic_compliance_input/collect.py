@@ -42,15 +42,15 @@ class Collector:
         self.stopper = stopper
         self.progress = progress
         self.rejects = RejectFile(store.rejected_path)
-        self.late_types = frozenset(cfg.collect.late_activity_types)
         self.skew_logged: float | None = None
+        self.counters = Counters()
         self.limit = 0.0  # the API's now - settle, as its latest answer showed it
 
     def poll(self) -> tuple[Counters, str | None]:
         """One poll: the main window, then the late-type reconciliation. Returns what it did and
         why it ended early (a signal or max-runtime), if it did."""
         c, api, state = self.cfg.collect, self.cfg.api, self.state
-        counters = Counters()
+        counters = self.counters = Counters()  # kept on the collector: a poll cut short still counts
         requests, retries = self.client.counters.requests, self.client.counters.retries
         now = time.time() - (state.clock_skew or 0.0)  # the API's clock, as last measured
         if state.high_water > now - c.settle_delay_seconds + SKEW_TOLERANCE:
@@ -58,6 +58,7 @@ class Collector:
         until = self.limit = now - c.settle_delay_seconds
         state.last_attempt = now
         self._repair_cursor(until)
+        floors = self._late_floors()  # before the main window's commits prune by them
         filters = dict(organization_ids=tuple(api.organization_ids), actor_ids=tuple(api.actor_ids))
 
         lower = max(state.high_water - c.overlap_seconds, state.seen_floor, state.origin)
@@ -70,13 +71,15 @@ class Collector:
             if stopped is None:  # all of [lower, until) is delivered: the cursor may move to its end
                 state.high_water = max(state.high_water, min(epoch(main.lt or ""), self.limit))
 
-        late = [t for t in c.late_activity_types
-                if (not api.activity_types or t in api.activity_types) and t not in api.exclude_activity_types]
-        late_lower = max(now - c.late_lookback.total_seconds(), state.late_floor, state.origin)
-        if late and stopped is None and late_lower < until:
-            reconcile = Query(limit=api.page_size, gte=format_rfc3339(late_lower), lt=format_rfc3339(until),
-                              activity_types=tuple(late), **filters)
-            stopped = self._reconcile(reconcile, counters)
+        lookback = c.late_lookback.total_seconds()
+        groups: dict[float, list[str]] = {}  # types share a query when they share a lower bound
+        for kind, floor in floors.items():
+            groups.setdefault(max(now - lookback, floor, state.origin), []).append(kind)
+        for late_lower, kinds in sorted(groups.items()):
+            if stopped is None and late_lower < until:
+                reconcile = Query(limit=api.page_size, gte=format_rfc3339(late_lower), lt=format_rfc3339(until),
+                                  activity_types=tuple(kinds), **filters)
+                stopped = self._reconcile(reconcile, counters)
 
         counters.requests = self.client.counters.requests - requests
         counters.retries = self.client.counters.retries - retries
@@ -87,9 +90,19 @@ class Collector:
             state.runs += 1
             state.last_error_reason = None
         state.seen_floor = max(state.seen_floor, state.high_water - c.overlap_seconds)
-        state.late_floor = max(state.late_floor, now - c.late_lookback.total_seconds())
+        state.late_floors = {kind: max(floor, now - lookback) for kind, floor in floors.items()}
         self.store.commit(state)
         return counters, stopped
+
+    def _late_floors(self) -> dict[str, float]:
+        """The late types this poll reconciles, each with how far back the seen set covers it.
+        A type newly made late is covered only from the seen floor: its older ids were pruned
+        as ordinary ones, and reading below that would deliver them again."""
+        api, state = self.cfg.api, self.state
+        kinds = [t for t in self.cfg.collect.late_activity_types
+                 if (not api.activity_types or t in api.activity_types) and t not in api.exclude_activity_types]
+        state.late_floors = {t: state.late_floors.get(t, state.seen_floor) for t in kinds}
+        return dict(state.late_floors)
 
     def _measure_clock(self) -> float:
         """The API's now, from one `limit=1` request (its Date header)."""
@@ -133,13 +146,14 @@ class Collector:
     def _read(self, query: Query, counters: Counters, advance: bool) -> str | None:
         """Page through one window; None when it was read to the end, else why it stopped."""
         window = Window(epoch(query.gte or ""), epoch(query.lt or ""))
+        position = None  # the seen-set stamp reached in this window, page after page
         while True:
             if self.stopper.requested:
                 return self.stopper.reason
             with self.stopper.waiting():
                 page = self.client.get_page(query)
             self._clock(page)
-            self._deliver(page, window, counters, advance)
+            position = self._deliver(page, window, position, counters, advance)
             if advance and self.progress:
                 self.progress(counters, self.state.high_water, window.lt)
             if self.stopper.requested:
@@ -164,18 +178,20 @@ class Collector:
                         abs(skew), "ahead of" if skew > 0 else "behind")
             self.skew_logged = skew
 
-    def _deliver(self, page: Page, window: Window, counters: Counters, advance: bool) -> None:
-        """Plan the page, carry the plan out (dead letters, then lines), commit what was done."""
+    def _deliver(self, page: Page, window: Window, position: float | None, counters: Counters,
+                 advance: bool) -> float:
+        """Plan the page, carry the plan out (dead letters, then lines), commit what was done.
+        Returns the window position the next page continues from."""
         state, c = self.state, self.cfg.collect
         keys = [dedupe_key(r) for r in page.data]
         plan = plan_page(page.data, keys, self.store.known(keys) if keys else set(), window,
-                         self.late_types, page.nonfinite)
+                         page.nonfinite, position)
         for record, reason in plan.rejects:
             log.warning("rejected activity %s (%s); written to %s", dedupe_key(record), reason,
                         self.store.rejected_path)
         self.rejects.write(plan.rejects)
         records = plan.records
-        items = [encode(r) for r in records] if self.sink.wants_lines else records
+        items = map(encode, records) if self.sink.wants_lines else records
         written = self.sink.write(items, lambda: self.stopper.requested)
         done = plan.outcome(None if written == len(records) else written)
 
@@ -194,7 +210,8 @@ class Collector:
             moved = True
         if moved or done.emitted or done.rejected:  # empty and all-repeat pages change nothing
             started = time.perf_counter()
-            kept = done.seen_above(state.seen_floor, state.late_floor)
+            kept = done.seen_above(state.seen_floor, state.late_floors)
             self.store.commit(state, kept)
             log.debug("page committed: %d records, %d seen ids stored, %.1f ms",
                       len(page.data), len(kept), (time.perf_counter() - started) * 1000)
+        return plan.position

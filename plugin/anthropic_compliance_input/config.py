@@ -61,6 +61,8 @@ def file_path(value: str) -> str:
         raise ValueError("must name a file, not a directory (e.g. /var/lib/anthropic-compliance-input/default.db)")
     if "\x00" in expanded:
         raise ValueError("must not contain NUL")
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in Path(expanded).parts) or len(expanded) > 4000:
+        raise ValueError("has a name longer than the filesystem allows (255 bytes a name)")
     return expanded
 
 

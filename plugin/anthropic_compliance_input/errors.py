@@ -46,10 +46,19 @@ def exit_codes_help() -> str:
     return "exit codes: " + ", ".join(f"{code.value} {code.meaning}" for code in Exit)
 
 
+def _clean(text: str) -> str:
+    """Known secrets redacted, and valid Unicode (a lone surrogate from a JSON body would break
+    the log line and the state it is recorded in)."""
+    from .logs import redact
+
+    return redact(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class PluginError(Exception):
     """An expected failure: printed as one line on stderr, never as a traceback."""
 
     def __init__(self, code: Exit, message: str, hint: str | None = None) -> None:
+        message = _clean(message)  # API bodies end up here: a proxy may echo the key back
         super().__init__(message)
         self.code = code
         self.message = message

@@ -45,9 +45,9 @@ def clean(raw: str, where: str) -> str:
     key = raw.strip().splitlines()[0].strip() if raw.strip() else ""
     if not key:
         raise PluginError(Exit.CONFIG, f"{where} is empty", "store the key there, on one line")
-    if any(ch.isspace() or not ch.isprintable() for ch in key):
-        raise PluginError(Exit.CONFIG, f"{where} holds a key with spaces or control characters",
-                          "store the key alone on one line")
+    if not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):
+        raise PluginError(Exit.CONFIG, f"{where} holds a key with spaces, control or non-ASCII characters",
+                          "store the key alone on one line, exactly as the Claude Console shows it")
     register_secret(key)
     return key
 

@@ -3,11 +3,13 @@
 No I/O here, so every rule that decides gaps and duplicates has unit tests of its own:
 - an id already seen, or repeated inside the page, is skipped;
 - a record that fails the schema (or holds a non-finite number) goes to the dead-letter file;
-- a record's seen-set stamp is its created_at when that lies inside the window asked for, and
-  the window's end otherwise: an API answer dated 2099 or 2001 is still delivered once, but it
-  can move neither the cursor nor the prune of the seen set;
-- the cursor may move to the newest created_at inside the window, never past a record that was
-  not carried out (see `Plan.outcome`).
+- a record's seen-set stamp is its created_at when that is in order (the feed is sorted by it)
+  and inside the window asked for; a record dated earlier than one served before it, without a
+  date, or dated outside the window (2099, 2001) is filed at the window's end, so it is not
+  pruned while the API may serve it again: it is delivered once;
+- the cursor may move only to the *oldest* created_at of the page's records that were carried
+  out: everything before it was in this page or an earlier one, whatever the other records say
+  (a record dated later than its place must not carry the cursor past pages not yet read).
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ class Window:
     lt: float
 
 
+HASHED = "sha256:"  # the prefix of a content-hash key
+
+
 class Step(NamedTuple):  # a tuple: built once per record in the hot loop
     key: str  # the id, or a content hash for a record without one
     record: Any
     reason: str | None  # None: emit; otherwise why it is dead-lettered
-    stamp: float  # where the seen set files it (clamped into the window)
-    late: bool  # a late activity type: kept for the reconciliation window too
+    stamp: float  # where the seen set files it: in order, clamped into the window
+    kind: str | None  # the activity type: late types stay in the seen set for reconciliation
     created: float | None  # created_at when inside the window: it may move the cursor
 
 
@@ -45,20 +50,21 @@ class Outcome:
 
     emitted: int = 0
     rejected: int = 0
-    seen: list[tuple[str, float, bool]] = field(default_factory=list)
-    high_water: float | None = None
+    seen: list[tuple[str, float, str | None]] = field(default_factory=list)  # (id, stamp, type)
+    high_water: float | None = None  # the oldest in-window created_at carried out
     newest: float | None = None
 
-    def seen_above(self, floor: float, late_floor: float) -> list[tuple[str, float, bool]]:
-        """The seen entries worth storing: an id below both floors can never be read again
-        (the same rule the store prunes by), so it is not written only to be deleted."""
-        return [e for e in self.seen if e[1] >= floor or (e[2] and e[1] >= late_floor)]
+    def seen_above(self, floor: float, late_floors: dict[str, float]) -> list[tuple[str, float, str | None]]:
+        """The seen entries worth storing: an id below the seen floor and, for a late type, below
+        that type's floor can never be read again (the rule the store prunes by)."""
+        return [e for e in self.seen if e[1] >= floor or (e[2] in late_floors and e[1] >= late_floors[e[2]])]
 
 
 @dataclass
 class Plan:
     steps: list[Step]
     duplicates: int
+    position: float  # the last stamp: where the next page of the same window starts
 
     @property
     def records(self) -> list[Any]:
@@ -72,48 +78,68 @@ class Plan:
     def outcome(self, emitted: int | None = None) -> Outcome:
         """The commit for this plan when only the first `emitted` records reached the sink
         (a stop mid-page). Dead letters are written first, so all of them count; the cursor
-        stops before the first record that was not emitted."""
-        out = Outcome()
+        stops at the oldest record carried out."""
+        limit = len(self.steps) if emitted is None else emitted
+        done = rejected = 0
+        seen: list[tuple[str, float, str | None]] = []
+        high = newest = None
         cut = False
-        for step in self.steps:
-            if step.reason is None:
-                if emitted is not None and out.emitted >= emitted:
+        for key, _record, reason, stamp, kind, created in self.steps:  # unpacked: the hot loop
+            if reason is None:
+                if done >= limit:
                     cut = True
                     continue
-                out.emitted += 1
-                if step.created is not None and (out.newest is None or step.created > out.newest):
-                    out.newest = step.created
+                done += 1
+                if created is not None and (newest is None or created > newest):
+                    newest = created
             else:
-                out.rejected += 1
-            out.seen.append((step.key, step.stamp, step.late))
-            if not cut and step.created is not None and (out.high_water is None or step.created > out.high_water):
-                out.high_water = step.created
-        return out
+                rejected += 1
+            seen.append((key, stamp, kind))
+            if not cut and created is not None and (high is None or created < high):
+                high = created
+        return Outcome(done, rejected, seen, high, newest)
 
 
 def dedupe_key(record: Any) -> str:
-    """The activity id; for a record without one, a content hash (so it is dead-lettered once)."""
+    """The activity id; for a record without one (or with one that is not valid Unicode text,
+    such as a lone surrogate), a content hash, so that it is dead-lettered once."""
     key = record.get("id") if type(record) is dict else None
-    return key if type(key) is str else "sha256:" + hashlib.sha256(encode(record)).hexdigest()
+    if type(key) is str and (key.isascii() or _is_text(key)):
+        return key
+    return HASHED + hashlib.sha256(encode(record)).hexdigest()
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def plan_page(records: Sequence[Any], keys: Sequence[str], known: Collection[str], window: Window,
-              late_types: Collection[str], nonfinite: bool = False) -> Plan:
+              nonfinite: bool = False, position: float | None = None) -> Plan:
     """`keys`: dedupe_key of each record; `known`: those the seen set already holds.
     `nonfinite`: the page's JSON held a number too large for a float (1e400), which no JSON
-    writer can emit faithfully."""
-    fresh = [(k, r) for k, r in zip(keys, records) if k not in known]
-    duplicates = len(records) - len(fresh)
-    problems = schema.page_problems([r for _, r in fresh])  # overlap re-reads cost nothing
-    gte, lt = window.gte, window.lt
-    steps: list[Step] = []
+    writer can emit faithfully. `position`: the previous page's `Plan.position` in this window."""
+    fresh_keys: list[str] = []
+    fresh: list[Any] = []
     taken: set[str] = set()
-    for index, (key, record) in enumerate(fresh):
-        if key in taken:  # the same id twice in one page
-            duplicates += 1
-            continue
-        taken.add(key)
-        reason = problems.get(index)
+    for key, record in zip(keys, records):
+        if key not in known and key not in taken:  # seen before, or twice in this page
+            taken.add(key)
+            fresh_keys.append(key)
+            fresh.append(record)
+    duplicates = len(records) - len(fresh)
+    problems = schema.page_problems(fresh)  # overlap re-reads cost nothing
+    gte, lt = window.gte, window.lt
+    at = gte if position is None else position
+    steps: list[Step] = []
+    append = steps.append
+    for index, (key, record) in enumerate(zip(fresh_keys, fresh)):
+        reason = problems.get(index) if problems else None
+        if reason is None and key.startswith(HASHED):  # a str id the schema took, but not text
+            reason = "id: not valid Unicode text"
         created: float | None = None
         if reason is None:
             try:
@@ -127,18 +153,31 @@ def plan_page(records: Sequence[Any], keys: Sequence[str], known: Collection[str
                 created = fast_epoch(record["created_at"])
             except ValueError:
                 created = None
-        inside = created is not None and gte <= created < lt
-        steps.append(Step(key, record, reason, created if inside else lt,  # type: ignore[arg-type]
-                          type(record) is dict and record.get("type") in late_types,
-                          created if inside else None))
-    return Plan(steps, duplicates)
+        if created is not None and gte <= created < lt:
+            if created >= at:  # in order
+                at = created
+                append(Step(key, record, reason, created, _kind(record), created))
+            else:  # dated before a record served ahead of it: its place is unknown, file it late
+                append(Step(key, record, reason, lt, _kind(record), created))
+        else:  # no date, or one outside the window: filed at the window's end, moving nothing
+            append(Step(key, record, reason, lt, _kind(record), None))
+    return Plan(steps, duplicates, at)
+
+
+def _kind(record: Any) -> str | None:
+    kind = record.get("type") if type(record) is dict else None
+    return kind if type(kind) is str and (kind.isascii() or _is_text(kind)) else None
 
 
 def _has_nonfinite(value: Any) -> bool:
-    if type(value) is float:
-        return not math.isfinite(value)
-    if type(value) is dict:
-        return any(_has_nonfinite(v) for v in value.values())
-    if type(value) is list:
-        return any(_has_nonfinite(v) for v in value)
+    """Iterative: a record may nest deeper than Python's recursion limit."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is float and not math.isfinite(item):
+            return True
+        if type(item) is dict:
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
     return False

@@ -33,7 +33,9 @@ def since_arg(text: str) -> float:
 
 
 def open_store(cfg: Config) -> StateStore:
-    return StateStore(cfg.state.path, (cfg.collect.overlap_seconds, cfg.collect.late_lookback.total_seconds()))
+    c = cfg.collect
+    return StateStore(cfg.state.path, (c.overlap_seconds, c.late_lookback.total_seconds()),
+                      tuple(c.late_activity_types))
 
 
 def run(config: str | None, follow: bool = False, since: str | None = None, max_runtime: float | None = None,
@@ -86,7 +88,6 @@ def _loop(cfg: Config, config: str | None, follow: bool, max_runtime: float | No
                     log.info("poll finished: emitted=%d rejected=%d already_seen=%d pages=%d high_water=%s",
                              counters.emitted, counters.rejected, counters.duplicates, counters.pages,
                              format_rfc3339(collector.state.high_water))
-                _add_deliveries(total, counters)
             except (ApiError, DeliveryError, PluginError) as exc:
                 record_error(store, exc)
                 if not follow or exc.code == Exit.IOERR:
@@ -101,6 +102,8 @@ def _loop(cfg: Config, config: str | None, follow: bool, max_runtime: float | No
                                         "the cursor did not move; see the retries logged above")
                     record_error(store, error)
                     raise error from None
+            finally:
+                _add_deliveries(total, collector.counters)  # a poll cut short counts what it did
             if not follow or stopped:
                 break
             try:

@@ -9,7 +9,7 @@ import json
 import os
 import stat
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import orjson
 
@@ -44,17 +44,22 @@ class StdoutSink:
             raise stdout_error("stdout was closed when the plugin started")
         self.fd = fd
 
-    def write(self, lines: list[bytes], stop: Callable[[], bool]) -> int:
-        """Write whole lines; return how many were written (fewer when a stop cut in)."""
-        done, start, size = 0, 0, 0
-        for index, line in enumerate(lines, 1):
+    def write(self, lines: Iterable[bytes], stop: Callable[[], bool]) -> int:
+        """Write whole lines; return how many were written (fewer when a stop cut in). Lines are
+        consumed lazily: orjson's buffers are 4 KB each, and a page of them would add 20 MB."""
+        done, batch, size = 0, [], 0
+        for line in lines:
+            if size >= BATCH_BYTES:
+                self._write_all(b"".join(batch))
+                done += len(batch)
+                batch, size = [], 0
+                if stop():
+                    return done
+            batch.append(line)
             size += len(line)
-            if size >= BATCH_BYTES or index == len(lines):
-                self._write_all(b"".join(lines[start:index]))
-                done = start = index
-                size = 0
-                if stop() and index < len(lines):
-                    break
+        if batch:
+            self._write_all(b"".join(batch))
+            done += len(batch)
         return done
 
     def _write_all(self, data: bytes) -> None:

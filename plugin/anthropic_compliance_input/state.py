@@ -6,16 +6,19 @@ commit inserts the page's ids and deletes what no window can return again: O(pag
 any instant leaves the last committed transaction. A state we cannot read is never overwritten:
 the operator decides (state reset), because guessing could skip or repeat days of audit events.
 
-The seen set is one table; `seen_floor` and `late_floor` record how far back it is complete, so a
-query never reaches below what it covers (a widened window takes effect as the set grows into it).
+The seen set is one table of (id, stamp, activity type); `seen_floor` and, per late activity type,
+`late_floors` record how far back it is complete, so a query never reaches below what it covers
+(a widened window, or a type newly made late, takes effect as the set grows into it).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import sqlite3
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Iterable
@@ -31,10 +34,10 @@ Time = Annotated[float, Field(ge=0, le=7258118400)]
 Count = Annotated[int, Field(ge=0)]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, stamp REAL NOT NULL, late INTEGER NOT NULL)
-    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, stamp REAL NOT NULL, type TEXT) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_stamp ON seen (stamp);
 """
+SQLITE_MAGIC = b"SQLite format 3\x00"
 _CHUNK = 500  # ids per lookup: well under SQLite's smallest variable limit (999)
 
 
@@ -63,7 +66,7 @@ class State:
     origin: Time  # where collection started (first run or state reset)
     high_water: Time  # everything before high_water - overlap has been delivered
     seen_floor: Time  # the seen set holds every id delivered with a stamp >= seen_floor
-    late_floor: Time  # ... and every late-type id with a stamp >= late_floor
+    late_floors: dict[str, Time] = field(default_factory=dict)  # ... and each late type's ids above its floor
     totals: Counters = field(default_factory=Counters)
     runs: Count = 0
     last_success: Time | None = None  # API clock at the start of the last poll that completed
@@ -78,7 +81,7 @@ class State:
     @classmethod
     def starting_at(cls, origin: float) -> "State":
         """Nothing delivered yet: the cursor and both floors at the origin."""
-        return cls(origin=origin, high_water=origin, seen_floor=origin, late_floor=origin)
+        return cls(origin=origin, high_water=origin, seen_floor=origin)
 
 
 _STATE = TypeAdapter(State)
@@ -90,15 +93,18 @@ def _create_private_dir(path: Path) -> None:
 
 
 class StateStore:
-    def __init__(self, path: str | Path, windows: tuple[float, float] = (300.0, 72 * 3600.0)) -> None:
-        """`windows`: the configured (overlap, late_lookback) seconds, which say how far back a
-        version 1 state's seen sets were complete when it is migrated."""
+    def __init__(self, path: str | Path, windows: tuple[float, float] = (300.0, 72 * 3600.0),
+                 late_types: tuple[str, ...] = ("anthropic_access", "cmek_preserve")) -> None:
+        """`windows`: the configured (overlap, late_lookback) seconds and `late_types`, which say
+        how far back a version 1 state's seen sets were complete when it is migrated."""
         self.path = Path(path)
         self.windows = windows
+        self.late_types = late_types
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.rejected_path = self.path.with_name(self.path.name + ".rejected.jsonl")
         self._lock_fd: int | None = None
         self._db: sqlite3.Connection | None = None
+        self._json_each = True
 
     # -- the lock ---------------------------------------------------------------------------
     def lock(self) -> None:
@@ -142,7 +148,7 @@ class StateStore:
         if legacy is not None:
             from .migrate import migrate, parse_v1
 
-            state, seen = parse_v1(legacy[1], legacy[0], self.windows, self._unreadable)
+            state, seen = parse_v1(legacy[1], legacy[0], self.windows, self.late_types, self._unreadable)
             if readonly:
                 return state
             migrate(self, legacy[0], state, seen)
@@ -166,45 +172,58 @@ class StateStore:
             raise self._unreadable(_first_problem(exc)) from None
 
     def known(self, keys: list[str]) -> set[str]:
-        """Which of these ids the seen set already holds."""
-        db, found = self._conn(), set()
+        """Which of these ids the seen set already holds: one query for the page (SQLite's
+        json_each), or chunks of parameters where an old SQLite has no JSON functions."""
+        db = self._conn()
+        if self._json_each:
+            try:
+                return {r[0] for r in db.execute("SELECT s.id FROM json_each(?) AS j JOIN seen AS s ON s.id = j.value",
+                                                 (json.dumps(keys),))}
+            except sqlite3.OperationalError:
+                self._json_each = False
+        found = set()
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i:i + _CHUNK]
             marks = ",".join("?" * len(chunk))
             found.update(r[0] for r in db.execute(f"SELECT id FROM seen WHERE id IN ({marks})", chunk))
         return found
 
-    def counts(self) -> tuple[int, int]:
+    def counts(self, late_types: Iterable[str] = ()) -> tuple[int, int]:
         """(seen ids, of which late types) for `state show` and `status`."""
         legacy = self._legacy_json()
         if legacy is not None:  # not migrated yet: count what the version 1 file holds
-            import json
+            from .migrate import parse_v1
 
-            doc = json.loads(legacy[1])
-            return len(doc["seen"]), len(doc["late_seen"])
+            _, seen = parse_v1(legacy[1], legacy[0], self.windows, self.late_types, self._unreadable)
+            return len(seen), sum(1 for _, _, kind in seen if kind is not None)
         if not self.path.exists():
             return 0, 0
         try:
-            row = self._conn(readonly=True).execute("SELECT count(*), coalesce(sum(late), 0) FROM seen").fetchone()
+            kinds = list(late_types)
+            row = self._conn(readonly=True).execute(
+                f"SELECT count(*), coalesce(sum(type IN ({','.join('?' * len(kinds))})), 0) FROM seen", kinds).fetchone()
         except sqlite3.DatabaseError as exc:
             raise self._unreadable(str(exc)) from None
         return int(row[0]), int(row[1])
 
     # -- writing ----------------------------------------------------------------------------
-    def commit(self, state: State, seen: Iterable[tuple[str, float, bool]] = (), *,
+    def commit(self, state: State, seen: Iterable[tuple[str, float, str | None]] = (), *,
                prune: bool = True, clear: bool = False) -> None:
-        """One transaction: new seen ids in, what is below both floors out, the state row."""
+        """One transaction: new seen ids in, what is below the floors out, the state row."""
         try:
             _create_private_dir(self.path.parent)
             db = self._conn()
             with db:
                 if clear:
                     db.execute("DELETE FROM seen")
-                db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)",
-                               ((k, s, 1 if late else 0) for k, s, late in seen))
+                db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", seen)
                 if prune:
-                    db.execute("DELETE FROM seen WHERE stamp < ? AND (late = 0 OR stamp < ?)",
-                               (state.seen_floor, state.late_floor))
+                    kinds = list(state.late_floors)
+                    db.execute(f"DELETE FROM seen WHERE stamp < ? AND (type IS NULL OR type NOT IN "
+                               f"({','.join('?' * len(kinds))}))", [state.seen_floor, *kinds])
+                    for kind, floor in state.late_floors.items():
+                        db.execute("DELETE FROM seen WHERE type = ? AND stamp < ? AND stamp < ?",
+                                   (kind, floor, state.seen_floor))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?), ('state', ?)",
                            (str(VERSION), _STATE.dump_json(state).decode()))
         except sqlite3.DatabaseError as exc:
@@ -264,21 +283,29 @@ class StateStore:
             "(re-delivers from then), or restore it from a backup")
 
     def _legacy_json(self) -> tuple[Path, bytes] | None:
-        """A version 1 state: the configured path itself, or its .json twin for a .db path."""
+        """A version 1 state: the configured path itself, or its .json twin for a .db path.
+        Anything there that is not an SQLite database is read as one (and refused with 65 if
+        it is not), never silently taken for "no state yet"."""
         candidates = [self.path]
         if self.path.suffix == ".db" and not self.path.exists():
             candidates.append(self.path.with_suffix(".json"))
         for path in candidates:
             try:
-                with open(path, "rb") as fh:
-                    head = fh.read(1)
-                    if head != b"{":
-                        continue
-                    return path, head + fh.read()
+                info = path.stat()
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 raise disk_error(exc, f"cannot read the state {path}") from None
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would block the open forever
+                raise PluginError(Exit.CONFIG, f"state {path} is not a regular file",
+                                  "point [state] path at a file (the plugin creates it)")
+            try:
+                with open(path, "rb") as fh:
+                    raw = fh.read()
+            except OSError as exc:
+                raise disk_error(exc, f"cannot read the state {path}") from None
+            if raw and not raw.startswith(SQLITE_MAGIC):
+                return path, raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM from an editor
         return None
 
 

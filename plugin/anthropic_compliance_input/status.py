@@ -86,11 +86,12 @@ def show(config: str | None) -> int:
     if state is None:
         print(f"no state at {cfg.state.path}: the next run is a first run")
         return Exit.OK
-    seen, late = store.counts()
+    seen, late = store.counts(state.late_floors or cfg.collect.late_activity_types)
     doc = asdict(state)
-    for name in ("origin", "high_water", "seen_floor", "late_floor", "last_success", "last_attempt",
-                 "newest_activity", "last_error_at"):
+    for name in ("origin", "high_water", "seen_floor", "last_success", "last_attempt", "newest_activity",
+                 "last_error_at"):
         doc[name] = _iso(doc[name])
+    doc["late_floors"] = {kind: _iso(floor) for kind, floor in state.late_floors.items()}
     print(json.dumps({"version": VERSION, "path": cfg.state.path, **doc, "seen": seen, "late_seen": late}, indent=2))
     return Exit.OK
 
