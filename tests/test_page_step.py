@@ -3,7 +3,7 @@ the commit. No API, no disk: each rule that decides a gap or a duplicate, on its
 
 from __future__ import annotations
 
-from anthropic_compliance_input.plan import Window, dedupe_key, plan_page
+from anthropic_compliance_input.plan import TAIL, Window, dedupe_key, plan_page
 from anthropic_compliance_input.timeutil import epoch, format_rfc3339
 
 T0 = epoch("2026-11-27T10:00:00Z")
@@ -20,13 +20,14 @@ def plan(records: list, known: set[str] = frozenset(), window: Window = WINDOW, 
     return plan_page(records, [dedupe_key(r) for r in records], known, window, nonfinite, position)
 
 
-def test_a_clean_page_emits_everything_and_moves_the_cursor_to_its_oldest_record():
-    page = [activity(i, T0 + 10 * i) for i in range(5)]
+def test_a_clean_page_emits_everything_and_moves_the_cursor_near_its_end():
+    page = [activity(i, T0 + 10 * i) for i in range(40)]
     p = plan(page)
     assert p.records == page and p.rejects == [] and p.duplicates == 0
     out = p.outcome()
-    # everything before the page's oldest record was read; the rest of the page is in the seen set
-    assert out.emitted == 5 and out.high_water == T0 and out.newest == T0 + 40 and p.position == T0 + 40
+    # the oldest of the last TAIL records: everything before it was read
+    assert out.emitted == 40 and out.high_water == T0 + 10 * (40 - TAIL) and out.newest == T0 + 390
+    assert p.position == T0 + 390
     assert [k for k, _, _ in out.seen] == [r["id"] for r in page]
 
 
@@ -119,12 +120,13 @@ def test_created_at_at_the_ends_of_the_calendar_is_handled_not_a_crash():
 
 
 def test_a_record_dated_later_than_its_place_cannot_carry_the_cursor():
-    """The feed is in order; a record whose date runs ahead of its place (here first on the
-    page, dated near the window's end) must not move the cursor past pages not yet read."""
-    odd = activity(0, WINDOW.lt - 5)
-    page = [odd] + [activity(i, T0 + i) for i in range(1, 6)]
-    out = plan(page).outcome()
-    assert out.high_water == T0 + 1 and out.newest == WINDOW.lt - 5
+    """The feed is in order; a record whose date runs ahead of its place (first on the page, or
+    last) must not move the cursor past pages not yet read."""
+    for at in (0, 5):
+        page = [activity(i, T0 + i) for i in range(1, 6)]
+        page.insert(at, activity(0, WINDOW.lt - 5))  # dated near the window's end
+        out = plan(page).outcome()
+        assert out.high_water == T0 + 1 and out.newest == WINDOW.lt - 5
 
 
 def test_a_record_dated_earlier_than_its_place_is_kept_until_the_window_end():
