@@ -6,6 +6,7 @@ The cycle itself (one poll) is in collect.py; this module decides what happens b
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from typing import Any
@@ -73,6 +74,8 @@ def _first_or_existing(store: StateStore, cfg: Config, origin: float | None, sin
 
 def _loop(cfg: Config, config: str | None, follow: bool, max_runtime: float | None, key: str,
           store: StateStore, state: State, sink: Any, started: float) -> int:
+    gc.freeze()  # the modules and pydantic schemas loaded so far live as long as the process:
+    # keep the collector from walking them on every full collection (~0.5 µs an activity)
     stopper = Stopper()
     stopper.install(max_runtime)
     total = Counters()
