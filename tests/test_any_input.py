@@ -216,3 +216,19 @@ def test_a_state_path_with_an_overlong_name_or_a_fifo_is_a_clear_error(capsys, d
     for argv in (["status"], ["state", "show"], ["run"]):
         code, err = invoke(capsys, ["--config", str(cfg), *argv])
         assert code == Exit.CONFIG and "not a regular file" in err, err
+
+
+def test_a_missing_ca_bundle_is_a_configuration_error_not_a_traceback(capsys, dead_api, tmp_path):
+    cfg = Path(config_file(tmp_path, dead_api))
+    cfg.write_text(cfg.read_text().replace("[api]\n", f'[api]\nca_bundle = "{tmp_path}/missing.pem"\n'))
+    for argv in (["run"], ["check"]):
+        code, err = invoke(capsys, ["--config", str(cfg), *argv])
+        assert code == Exit.CONFIG and "Traceback" not in err
+
+
+def test_simulate_on_a_busy_port_is_one_error_line(capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        code, err = invoke(capsys, ["simulate", "--port", str(busy.getsockname()[1])])
+    assert code == Exit.TEMPFAIL and "cannot listen" in err and "Traceback" not in err

@@ -69,6 +69,17 @@ def file_path(value: str) -> str:
 FilePath = Annotated[str, AfterValidator(file_path)]
 
 
+def existing_file(value: str) -> str:
+    if not os.path.isfile(value):
+        raise ValueError("no such file (a PEM file of CA certificates)")
+    if not os.access(value, os.R_OK):
+        raise ValueError("not readable by this user")
+    return value
+
+
+ExistingFile = Annotated[FilePath, AfterValidator(existing_file)]
+
+
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -88,7 +99,7 @@ class ApiConfig(_Section):
     actor_ids: list[str] = []
     page_size: int = Field(1000, ge=1, le=5000)
     timeout_seconds: float = Field(30, gt=0, le=600)
-    ca_bundle: FilePath | None = None
+    ca_bundle: ExistingFile | None = None  # checked at load: requests would fail with a traceback
     max_retries: int = Field(8, ge=0, le=20)
     retry_backoff_seconds: float = Field(0.5, ge=0, le=60)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from .api import Client
 from .collect import Collector
 from .config import ApiConfig, Config, StateConfig
-from .errors import Exit, Interrupted
+from .errors import Exit, Interrupted, PluginError
 from .keyshape import SIMULATED_KEY
 from .logs import log, register_secret, setup
 from .simulator import FeedModel, SimServer
@@ -57,7 +57,12 @@ def simulate(port: int, count: int, rate: float) -> int:
     model.generate(count, now - 24 * 3600, now - 60)
     stopper = Stopper()
     stopper.install()
-    with SimServer(model, port) as server:
+    try:
+        server = SimServer(model, port)
+    except OSError as exc:
+        raise PluginError(Exit.TEMPFAIL, f"simulate: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                          "choose another --port (0 picks a free one)") from None
+    with server:
         log.info("simulated Compliance API at %s (Ctrl-C to stop); any well-formed key works:", server.url)
         log.info("  export ANTHROPIC_COMPLIANCE_API_KEY=%s", SIMULATED_KEY)
         log.info("  and in the config: [api] base_url = \"%s\"", server.url)
