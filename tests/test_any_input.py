@@ -73,6 +73,7 @@ def assert_clean(code: int, err: str) -> None:
     (["run", "--since", "2099-01-01"], 64), (["run", "--max-runtime", "nan"], 64),
     (["run", "--max-runtime", "inf"], 64), (["state", "reset", "--since", "0999-06-01"], 64),
     (["status", "--max-age", "1e400"], 64), (["simulate", "--rate", "nan"], 64),
+    (["state", "reset", "--since", "1h", "--yes"], 64),
 ])
 def test_the_inputs_found_by_hand_are_usage_errors(capsys, dead_api, tmp_path, argv, code):
     cfg = config_file(tmp_path, dead_api)

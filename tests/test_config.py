@@ -36,3 +36,19 @@ def test_a_key_in_the_config_file_is_refused(plugin: Plugin):
     result = plugin.run()
     assert_one_line_error(result, 78, "looks like an API key", "key set")
     assert KEY not in result.stderr
+
+
+def test_the_shipped_config_lists_every_key_with_its_default():
+    """conf/config.toml is the reference operators copy: it parses to exactly the defaults and
+    names every field (commented-out optional paths count)."""
+    from pathlib import Path
+
+    from anthropic_compliance_input.config import Config, load_config
+
+    path = Path(__file__).resolve().parent.parent / "conf" / "config.toml"
+    assert load_config(str(path)).config == Config()
+    text = path.read_text()
+    for section, model in Config.model_fields.items():
+        assert f"[{section}]" in text
+        for name in model.annotation.model_fields:
+            assert f"{name} = " in text or f"# {name} = " in text, f"{section}.{name} missing"

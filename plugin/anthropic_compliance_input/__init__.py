@@ -1,4 +1,4 @@
 """Input plugin for log shippers: the Anthropic Compliance API Activity Feed as JSON lines."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 NAME = "anthropic-compliance-input"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,9 +172,9 @@ class Client:
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 raise ApiError(
                     Exit.UNAVAILABLE,
-                    f"API unreachable at {self.api.base_url} after {self.api.max_retries} retries: "
+                    f"API unreachable at {self.api.base_url} after {_retries(self.api.max_retries)}: "
                     f"{_root_cause(exc)}",
-                    "check network, proxy (HTTPS_PROXY) and [api] base_url; the cursor did not move",
+                    "check network, proxy (HTTPS_PROXY) and [api] base_url; the cursor did not move past the pages delivered",
                 ) from None
             try:
                 # 1 MB reads: a 5,000-activity page in 3 reads, not requests' 250 of 10 KB
@@ -195,7 +196,7 @@ class Client:
                 retry = retry.increment("GET", url, error=ProtocolError(fault))
             except MaxRetryError:
                 raise ApiError(Exit.UNAVAILABLE, f"API response unusable after retries: {fault}",
-                               "the cursor did not move; try again later") from None
+                               "the cursor did not move past the pages delivered; try again later") from None
             retry.sleep()
 
     def _check(self, resp: requests.Response, content: bytes) -> Page | str:
@@ -226,9 +227,9 @@ class Client:
                                "the cursor did not move")
             if resp.headers.get("x-should-retry", "").lower() == "false":
                 raise ApiError(Exit.UNAVAILABLE, f"{text}; the API said not to retry it",
-                               "the cursor did not move; try again later")
-            raise ApiError(Exit.UNAVAILABLE, f"{text} after {self.api.max_retries} retries",
-                           "the cursor did not move; try again later")
+                               "the cursor did not move past the pages delivered; try again later")
+            raise ApiError(Exit.UNAVAILABLE, f"{text} after {_retries(self.api.max_retries)}",
+                           "the cursor did not move past the pages delivered; try again later")
         ctype = resp.headers.get("content-type", "")
         if "json" not in ctype:
             return f"HTTP 200 with content-type {ctype or 'none'!r}, not JSON (a proxy page?){rid}"
@@ -286,6 +287,10 @@ def _float_noting(overflow: list[str]) -> Any:
     return parse
 
 
+def _retries(count: int) -> str:
+    return "1 retry" if count == 1 else f"{count} retries"
+
+
 def _api_time(header: str | None) -> float | None:
     if not header:
         return None
@@ -324,6 +329,12 @@ def _envelope_problem(body: Any) -> str | None:
 
 
 def _root_cause(exc: BaseException) -> str:
-    """requests wraps the reason in 'Max retries exceeded … (Caused by X(...))': keep X."""
+    """requests wraps the reason in 'Max retries exceeded … (Caused by X(...))': keep X's name
+    and the system's reason ('[Errno 111] Connection refused') when there is one."""
     text = str(exc)
-    return text.split("Caused by ")[-1].rstrip(")") if "Caused by " in text else text
+    if "Caused by " not in text:
+        return text
+    cause = text.split("Caused by ")[-1]
+    name = cause.split("(", 1)[0]
+    reason = re.search(r"\[Errno -?\d+\] [^'\")]+|timed out|Name or service not known", cause)
+    return f"{name}: {reason.group(0)}" if reason else cause.rstrip(")")

@@ -43,11 +43,9 @@ def _bounded(low: timedelta, high: timedelta) -> Any:
 
 
 def _human(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    from .timeutil import human_duration
+
+    return human_duration(value.total_seconds())
 
 
 def file_path(value: str) -> str:
@@ -190,7 +188,8 @@ def load_config(arg: str | None) -> LoadedConfig:
             raise PluginError(
                 Exit.CONFIG,
                 f"config {path}: file not found",
-                f"create it (see {DEFAULT_CONFIG.parent}/config.toml in the package) or fix --config",
+                f"create it (see {DEFAULT_CONFIG.parent}/config.toml in the package) or fix "
+                + ("--config" if arg else f"${CONFIG_ENV}"),
             ) from None
         return LoadedConfig(Config(), None)
     except OSError as exc:

@@ -15,7 +15,7 @@ from .config import load_config
 from .errors import Exit, PluginError
 from .runner import open_store, since_arg
 from .state import VERSION
-from .timeutil import format_rfc3339, parse_duration
+from .timeutil import format_rfc3339, human_duration, parse_duration
 
 SKEW_TOLERANCE = 5.0
 
@@ -97,9 +97,9 @@ def show(config: str | None) -> int:
 
 
 def reset(config: str | None, since: str | None, yes: bool) -> int:
-    if not since and not yes:
-        raise PluginError(Exit.USAGE, "state reset needs --since WHEN (re-deliver from then) or --yes "
-                          "(forget the cursor; the next run starts at initial_lookback)")
+    if bool(since) == bool(yes):
+        raise PluginError(Exit.USAGE, "state reset needs either --since WHEN (re-deliver from then) or --yes "
+                          "(forget the cursor; the next run starts at initial_lookback), not both")
     origin = since_arg(since) if since else None
     cfg = load_config(config).config
     store = open_store(cfg)
@@ -115,7 +115,7 @@ def reset(config: str | None, since: str | None, yes: bool) -> int:
         else:
             existed = store.delete()
             print(f"state {'deleted' if existed else 'was already absent'}: the next run starts "
-                  f"{cfg.collect.initial_lookback} back")
+                  f"{human_duration(cfg.collect.initial_lookback.total_seconds())} back")
     finally:
         store.close()
     return Exit.OK

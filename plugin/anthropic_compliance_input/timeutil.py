@@ -112,3 +112,15 @@ def _parse_since(text: str, now: datetime) -> datetime:
         return now - span
     except OverflowError:
         raise ValueError(f"{text!r} reaches before the year 1") from None
+
+
+def human_duration(seconds: float) -> str:
+    """The largest whole unit, as the config takes it: 604800 -> '7d', 5400 -> '90m'; a day is
+    '24h', as the defaults say it."""
+    whole = int(seconds)
+    if whole == 86400:
+        return "24h"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if whole >= size and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
