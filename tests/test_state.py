@@ -9,11 +9,12 @@ import json
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from helpers import IN_CI, KEY, Plugin, assert_one_line_error
+from helpers import IN_CI, KEY, Plugin, assert_one_line_error, child_env
 
 DAY = 86400.0
 needs_root = pytest.mark.skipif(os.geteuid() != 0 and not IN_CI, reason="mounting a tmpfs needs root")
@@ -119,7 +120,18 @@ def test_a_read_only_state_directory_is_a_clear_error(plugin: Plugin, model, now
 
 
 @needs_root
-def test_a_full_disk_while_writing_a_dead_letter_is_75_and_commits_nothing(plugin: Plugin, model, now, tiny_fs):
+def test_a_dead_letter_on_a_full_disk_is_75():
+    from anthropic_compliance_input.errors import PluginError
+    from anthropic_compliance_input.sinks import RejectFile
+
+    rejects = RejectFile("/dev/full")  # every write fails with ENOSPC, as on a full filesystem
+    with pytest.raises(PluginError) as caught:
+        rejects.write([({"id": "activity_x"}, "actor: Field required")])
+    assert caught.value.code == 75 and "dead-letter file" in str(caught.value)
+    assert "No space left on device" in str(caught.value)
+
+
+def test_a_full_disk_with_a_dead_letter_to_write_is_75_and_commits_nothing(plugin: Plugin, model, now, tiny_fs):
     plugin.state_path = tiny_fs / "default.db"
     plugin.configure(state={"path": str(plugin.state_path)}, collect={"overlap_seconds": 7200})
     model.generate(5, now - DAY, now - 3 * 3600)
@@ -135,8 +147,8 @@ def test_a_full_disk_while_writing_a_dead_letter_is_75_and_commits_nothing(plugi
                 fh.write(b"\0" * 512)
         except OSError:
             pass
-    full = plugin.run()
-    assert_one_line_error(full, 75, "dead-letter file", "No space left on device")
+    full = plugin.run()  # the state is written before anything else, so that is where it stops
+    assert_one_line_error(full, 75, "free disk space")
     after = plugin.state()
     assert (after["high_water"], after["seen"]) == (before["high_water"], before["seen"])
     (tiny_fs / "filler").unlink()
@@ -144,3 +156,62 @@ def test_a_full_disk_while_writing_a_dead_letter_is_75_and_commits_nothing(plugi
     assert again.rc == 0 and sorted(again.ids) == sorted(r["id"] for r in fresh)
     dead = plugin.rejected_path.read_text().splitlines()
     assert len(dead) == 1 and broken["id"] in dead[0]
+
+
+def test_a_state_locked_by_another_process_fails_before_printing_anything(plugin: Plugin, model, now):
+    """Found by an adversarial run: each poll printed a page, then could not commit it, so every
+    run repeated that page. The state is written first now; a held SQLite lock is 75."""
+    import sqlite3
+
+    model.generate(5, now - DAY, now - 3600)
+    assert plugin.run().rc == 0
+    model.generate(10, now - 250, now - 120)
+    holder = sqlite3.connect(plugin.state_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a backup tool or a sqlite3 shell writing
+    try:
+        locked = plugin.run()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert_one_line_error(locked, 75, "locked by another process")
+    assert len(plugin.run().ids) == 10
+
+
+def test_two_paths_to_one_state_share_one_lock(plugin: Plugin, model, now, tmp_path):
+    model.generate(5, now - DAY, now - 3600)
+    assert plugin.run().rc == 0
+    link = tmp_path / "link.db"
+    link.symlink_to(plugin.state_path)
+    holder = subprocess.Popen(plugin.cmd("run", "--follow"), env=child_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)
+        (tmp_path / "other").mkdir()
+        other = Plugin(tmp_path / "other", plugin.url)
+        other.configure(state={"path": str(link)})
+        assert_one_line_error(other.run(), 75, "another instance holds the state lock")
+    finally:
+        holder.terminate()
+        holder.communicate(timeout=20)
+
+
+def test_a_state_deleted_under_a_running_collector_stops_it(plugin: Plugin, model, now):
+    model.generate(5, now - DAY, now - 3600)
+    plugin.configure(collect={"interval_seconds": 0.3})
+    proc = subprocess.Popen(plugin.cmd("run", "--follow"), env=child_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{plugin.state_path}{suffix}").unlink(missing_ok=True)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 65 and "deleted while the collector ran" in err.decode()
+
+
+def test_a_state_missing_a_table_is_refused_not_rebuilt(plugin: Plugin, model, now):
+    import sqlite3
+
+    model.generate(5, now - DAY, now - 3600)
+    assert plugin.run().rc == 0
+    with sqlite3.connect(plugin.state_path) as db:
+        db.execute("DROP TABLE seen")
+    assert_one_line_error(plugin.run(), 65, "unreadable", "meta")

@@ -242,3 +242,15 @@ def test_making_a_type_late_between_runs_repeats_nothing(plugin: Plugin, model, 
     time.sleep(2)
     assert plugin.run().ids == [late["id"]] and plugin.run().ids == []
     assert not {r["id"] for r in access} & {late["id"]}
+
+
+def test_raising_the_settle_delay_repeats_nothing(plugin: Plugin, model, now):
+    """Found by an adversarial run: a cursor inside the new settle delay was taken for one
+    written by a host clock ahead of the API's, and pulled back."""
+    model.generate(500, now - 3600, now - 6)
+    plugin.configure(collect={"settle_delay_seconds": 5, "overlap_seconds": 60})
+    first = plugin.run()
+    plugin.configure(collect={"settle_delay_seconds": 900, "overlap_seconds": 60})
+    second = plugin.run()
+    assert first.rc == 0 and second.rc == 0 and "ahead of the API's clock" not in second.stderr
+    assert_once(first.ids + second.ids, {r["id"] for r in model.all_records()})

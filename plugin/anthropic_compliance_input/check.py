@@ -59,7 +59,11 @@ def check(config_arg: str | None) -> int:
             probe.unlink()
         from .runner import open_store
 
-        state = open_store(cfg).load(readonly=True)
+        store = open_store(cfg)
+        for path in (store.path, *(store.path.with_name(store.path.name + x) for x in ("-wal", "-shm"))):
+            if path.exists() and not os.access(path, os.W_OK):
+                raise OSError(13, f"{path} is not writable (the database and its -wal and -shm files must be)")
+        state = store.load(readonly=True)
         where = f"cursor at {format_rfc3339(state.high_water)}" if state else "no state yet (the next run is a first run)"
         _line("state", True, f"{state_dir} is writable (probe file written and removed); {where}")
     except OSError as exc:

@@ -53,11 +53,12 @@ class Collector:
         counters = self.counters = Counters()  # kept on the collector: a poll cut short still counts
         requests, retries = self.client.counters.requests, self.client.counters.retries
         now = time.time() - (state.clock_skew or 0.0)  # the API's clock, as last measured
-        if state.high_water > now - c.settle_delay_seconds + SKEW_TOLERANCE:
+        if state.high_water > now + SKEW_TOLERANCE:
             now = self._measure_clock()  # the cursor looks ahead: ask the API's clock before acting
         until = self.limit = now - c.settle_delay_seconds
         state.last_attempt = now
-        self._repair_cursor(until)
+        self._repair_cursor(now, until)
+        self.store.commit(state, prune=False)  # a state that cannot be written fails here, before any line
         floors = self._late_floors()  # before the main window's commits prune by them
         filters = dict(organization_ids=tuple(api.organization_ids), actor_ids=tuple(api.actor_ids))
 
@@ -111,12 +112,12 @@ class Collector:
         self._clock(page)
         return time.time() - (self.state.clock_skew or 0.0)
 
-    def _repair_cursor(self, until: float) -> None:
+    def _repair_cursor(self, now: float, until: float) -> None:
         """A cursor ahead of the API's clock was written by a host clock ahead of it (releases
         before 0.2 trusted the host). Nothing after the newest delivered activity is sure to
         have been read: go back there, accepting repeats rather than a gap."""
         state = self.state
-        if state.high_water <= until + SKEW_TOLERANCE:
+        if state.high_water <= now + SKEW_TOLERANCE:  # within the settle delay it only waits
             return
         back = min(until, state.newest_activity if state.newest_activity is not None else until)
         log.warning("the cursor (%s) is ahead of the API's clock (%s): reading again from %s; some "

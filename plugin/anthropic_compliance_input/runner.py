@@ -19,7 +19,7 @@ from .errors import Exit, Interrupted, PluginError
 from .keys import find_key
 from .logs import log
 from .sinks import DeliveryError, make_sink
-from .state import Counters, State, StateStore
+from .state import Counters, State, StateLost, StateStore
 from .stop import Stopper
 from .timeutil import format_rfc3339
 
@@ -93,7 +93,7 @@ def _loop(cfg: Config, config: str | None, follow: bool, max_runtime: float | No
                              format_rfc3339(collector.state.high_water))
             except (ApiError, DeliveryError, PluginError) as exc:
                 record_error(store, exc)
-                if not follow or exc.code == Exit.IOERR:
+                if not follow or exc.code == Exit.IOERR or isinstance(exc, StateLost):  # needs an operator
                     raise
                 log.error("%s; next attempt in %.0fs", exc, cfg.collect.interval_seconds)
                 collector.state = store.load() or collector.state  # back to the last commit

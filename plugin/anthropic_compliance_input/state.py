@@ -87,6 +87,10 @@ class State:
 _STATE = TypeAdapter(State)
 
 
+class StateLost(PluginError):
+    """The state file vanished under a running collector: only an operator can say from where."""
+
+
 def _create_private_dir(path: Path) -> None:
     if not path.exists():
         path.mkdir(mode=0o700, parents=True)
@@ -97,7 +101,7 @@ class StateStore:
                  late_types: tuple[str, ...] = ("anthropic_access", "cmek_preserve")) -> None:
         """`windows`: the configured (overlap, late_lookback) seconds and `late_types`, which say
         how far back a version 1 state's seen sets were complete when it is migrated."""
-        self.path = Path(path)
+        self.path = Path(os.path.realpath(path))  # one lock per file, whatever link names it
         self.windows = windows
         self.late_types = late_types
         self.lock_path = self.path.with_name(self.path.name + ".lock")
@@ -228,9 +232,17 @@ class StateStore:
                            (str(VERSION), _STATE.dump_json(state).decode()))
         except sqlite3.DatabaseError as exc:
             self._drop()
+            if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+                raise PluginError(Exit.TEMPFAIL, f"the state {self.path} is locked by another process: {exc}",
+                                  "something else holds an SQLite lock on it (a backup, a sqlite3 shell); "
+                                  "nothing was committed") from None
             raise disk_error(_as_oserror(exc), f"cannot write the state {self.path}") from None
         except OSError as exc:
             raise disk_error(exc, f"cannot write the state {self.path}") from None
+        if not self.path.exists():  # deleted under us: commits would go to an unlinked file
+            self._drop()
+            raise StateLost(Exit.DATAERR, f"the state {self.path} was deleted while the collector ran",
+                              f"restore it from a backup, or `{NAME} state reset --since <last good time>`")
 
     def delete(self) -> bool:
         self._drop()
@@ -261,7 +273,12 @@ class StateStore:
                 if db.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                     raise sqlite3.OperationalError("cannot switch the state database to WAL")
                 db.execute("PRAGMA synchronous = FULL")
-                db.executescript(_SCHEMA)
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not tables:
+                    db.executescript(_SCHEMA)
+                elif tables != {"meta", "seen"}:  # a damaged state: never rebuild it silently
+                    db.close()
+                    raise self._unreadable(f"its tables are {sorted(tables)}, not meta and seen")
             finally:
                 os.umask(old)
             db.isolation_level = ""  # `with db:` opens and commits one transaction
