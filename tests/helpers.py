@@ -98,6 +98,10 @@ class Plugin:
                               timeout=timeout, input=input)
         return Result(proc.returncode, proc.stdout, proc.stderr.decode())
 
+    def start(self, *args: str, stdout: Any = subprocess.PIPE, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """The plugin in the background (e.g. `run --follow`), as a shipper starts it."""
+        return subprocess.Popen(self.cmd(*args), env=env or child_env(), stdout=stdout, stderr=subprocess.PIPE)
+
     @property
     def rejected_path(self) -> Path:
         return self.state_path.with_name(self.state_path.name + ".rejected.jsonl")

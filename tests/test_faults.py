@@ -98,8 +98,7 @@ def test_a_reader_closing_stdout_ends_the_run_without_committing(plugin: Plugin,
 def test_sighup_rereads_the_config_in_follow_mode(plugin: Plugin, model, now):
     model.generate(30, now - DAY, now - 120)
     plugin.configure(collect={"interval_seconds": 0.3})
-    proc = subprocess.Popen(plugin.cmd("run", "--follow"), env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = plugin.start("run", "--follow")
     time.sleep(1.5)
     plugin.config_path.write_text("[api\nbroken")
     proc.send_signal(signal.SIGHUP)
@@ -123,8 +122,7 @@ def test_follow_keeps_going_through_an_api_outage(plugin: Plugin, model, sim, no
     down = {"on": True}
     sim.faults = lambda n: "503" if down["on"] else None
     plugin.configure(collect={"interval_seconds": 0.3}, api={"max_retries": 1})
-    proc = subprocess.Popen(plugin.cmd("run", "--follow"), env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = plugin.start("run", "--follow")
     time.sleep(1.5)
     down["on"] = False
     time.sleep(1.5)

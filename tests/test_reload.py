@@ -21,8 +21,7 @@ def test_the_run_summary_counts_every_request_and_retry_across_reloads(plugin: P
     faults = iter([None, "503", None, None, "503", None, "503"] * 100)
     sim.faults = lambda n: next(faults, None)
     plugin.configure(api={"page_size": 100}, collect={"interval_seconds": 0.3})
-    proc = subprocess.Popen(plugin.cmd("run", "--follow"), env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = plugin.start("run", "--follow")
     lines: list[bytes] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)
     reader.start()  # a full pipe would stall the collector

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import IN_CI, KEY, Plugin, assert_one_line_error, child_env
+from helpers import IN_CI, KEY, Plugin, assert_one_line_error
 
 DAY = 86400.0
 needs_root = pytest.mark.skipif(os.geteuid() != 0 and not IN_CI, reason="mounting a tmpfs needs root")
@@ -182,8 +182,7 @@ def test_two_paths_to_one_state_share_one_lock(plugin: Plugin, model, now, tmp_p
     assert plugin.run().rc == 0
     link = tmp_path / "link.db"
     link.symlink_to(plugin.state_path)
-    holder = subprocess.Popen(plugin.cmd("run", "--follow"), env=child_env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+    holder = plugin.start("run", "--follow", stdout=subprocess.DEVNULL)
     try:
         time.sleep(1.5)
         (tmp_path / "other").mkdir()
@@ -198,8 +197,7 @@ def test_two_paths_to_one_state_share_one_lock(plugin: Plugin, model, now, tmp_p
 def test_a_state_deleted_under_a_running_collector_stops_it(plugin: Plugin, model, now):
     model.generate(5, now - DAY, now - 3600)
     plugin.configure(collect={"interval_seconds": 0.3})
-    proc = subprocess.Popen(plugin.cmd("run", "--follow"), env=child_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = plugin.start("run", "--follow", stdout=subprocess.DEVNULL)
     time.sleep(1.5)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{plugin.state_path}{suffix}").unlink(missing_ok=True)

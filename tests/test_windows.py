@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
 
-from helpers import Plugin, child_env
+from helpers import Plugin
 
 from anthropic_compliance_input.timeutil import epoch, format_rfc3339
 
@@ -27,8 +26,7 @@ def assert_once(delivered: list[str], expected: set[str]) -> None:
 
 def follow(plugin: Plugin, during) -> tuple[list[str], str]:
     """Run --follow while `during(proc)` runs; the ids it printed and its stderr."""
-    proc = subprocess.Popen(plugin.cmd("run", "--follow"), env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = plugin.start("run", "--follow")
     lines: list[bytes] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)
     reader.start()
