@@ -33,6 +33,7 @@ API_VERSION = "2023-06-01"
 ACTIVITIES_PATH = "/v1/compliance/activities"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 BODY_CHUNK = 1 << 20
+SKEW_TOLERANCE = 5.0  # seconds: the Date header has whole seconds, and requests take time
 
 
 class _Retry(Retry):
@@ -285,6 +286,11 @@ def _float_noting(overflow: list[str]) -> Any:
             overflow.append(text)
         return value
     return parse
+
+
+def skew_text(skew: float) -> str:
+    """'3600s ahead of the API's': how check, status and the log say a clock skew."""
+    return f"{abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} the API's"
 
 
 def _retries(count: int) -> str:

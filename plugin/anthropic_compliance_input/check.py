@@ -77,7 +77,7 @@ def check(config_arg: str | None) -> int:
     if key is None:
         _line("api", False, "skipped: no key")
     else:
-        from .api import probe
+        from .api import SKEW_TOLERANCE, probe, skew_text
 
         started = time.monotonic()
         try:
@@ -90,8 +90,8 @@ def check(config_arg: str | None) -> int:
             newest = page.data[0].get("created_at") if page.data and isinstance(page.data[0], dict) else None
             skew = page.skew
             clock = ("; API clock unknown (no Date header)" if skew is None else
-                     f"; host clock {abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} the API's (fix NTP; "
-                     "collection follows the API's clock)" if abs(skew) > 5 else "; host clock agrees with the API's")
+                     f"; host clock {skew_text(skew)} (fix NTP; collection follows the API's clock)"
+                     if abs(skew) > SKEW_TOLERANCE else "; host clock agrees with the API's")
             _line("api", True, f"{cfg.api.base_url} answered 200 in {time.monotonic() - started:.2f}s "
                                f"(request-id {page.request_id}); {rate}"
                                + (f"; organization {org}" if org else "")

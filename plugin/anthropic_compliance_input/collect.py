@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from .api import ApiError, Client, Page, Query
+from .api import SKEW_TOLERANCE, ApiError, Client, Page, Query, skew_text
 from .config import Config
 from .errors import Exit
 from .logs import log
@@ -26,7 +26,6 @@ from .state import Counters, State, StateStore
 from .stop import Stopper
 from .timeutil import epoch, format_rfc3339
 
-SKEW_TOLERANCE = 5.0  # seconds: the Date header has whole seconds, and requests take time
 
 Progress = Callable[[Counters, float, float], None]  # (this poll so far, cursor, window end)
 
@@ -175,8 +174,7 @@ class Collector:
         self.state.clock_skew = skew if abs(skew) > 1.0 else 0.0  # within a second: the host's is finer
         self.limit = min(self.limit, page.api_time - self.cfg.collect.settle_delay_seconds)
         if abs(skew) > SKEW_TOLERANCE and (self.skew_logged is None or abs(skew - self.skew_logged) > SKEW_TOLERANCE):
-            log.warning("the host clock is %.0fs %s the API's; windows follow the API's clock (fix NTP)",
-                        abs(skew), "ahead of" if skew > 0 else "behind")
+            log.warning("the host clock is %s; windows follow the API's clock (fix NTP)", skew_text(skew))
             self.skew_logged = skew
 
     def _deliver(self, page: Page, window: Window, position: float | None, counters: Counters,

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from .errors import Exit, PluginError
 from .keyshape import contains_key
-from .timeutil import parse_duration
+from .timeutil import human_duration, parse_duration
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,15 +37,10 @@ class _Section(BaseModel):
 def _bounded(low: timedelta, high: timedelta) -> Any:
     def check(value: timedelta) -> timedelta:
         if not low <= value <= high:
-            raise ValueError(f"must be between {_human(low)} and {_human(high)}")
+            raise ValueError(f"must be between {human_duration(low.total_seconds())} and "
+                             f"{human_duration(high.total_seconds())}")
         return value
     return AfterValidator(check)
-
-
-def _human(value: timedelta) -> str:
-    from .timeutil import human_duration
-
-    return human_duration(value.total_seconds())
 
 
 def file_path(value: str) -> str:

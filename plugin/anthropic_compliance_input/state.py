@@ -159,19 +159,18 @@ class StateStore:
         if not self.path.exists():
             return None
         try:
-            row = self._conn(readonly).execute("SELECT value FROM meta WHERE name = 'state'").fetchone()
-            version = self._conn(readonly).execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+            meta = dict(self._conn(readonly).execute("SELECT name, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
             self._drop()
             if _is_corrupt(exc):
                 raise self._unreadable(str(exc)) from None
             raise disk_error(_as_oserror(exc), f"cannot read the state {self.path}") from None
-        if row is None or version is None:
+        if "state" not in meta or "version" not in meta:
             raise self._unreadable("no cursor in it")
-        if version[0] != str(VERSION):
-            raise self._unreadable(f"unknown state version {version[0]!r} (this release reads {VERSION})")
+        if meta["version"] != str(VERSION):
+            raise self._unreadable(f"unknown state version {meta['version']!r} (this release reads {VERSION})")
         try:
-            return _STATE.validate_json(row[0])
+            return _STATE.validate_json(meta["state"])
         except ValidationError as exc:
             raise self._unreadable(_first_problem(exc)) from None
 
@@ -212,14 +211,12 @@ class StateStore:
 
     # -- writing ----------------------------------------------------------------------------
     def commit(self, state: State, seen: Iterable[tuple[str, float, str | None]] = (), *,
-               prune: bool = True, clear: bool = False) -> None:
+               prune: bool = True) -> None:
         """One transaction: new seen ids in, what is below the floors out, the state row."""
         try:
             _create_private_dir(self.path.parent)
             db = self._conn()
             with db:
-                if clear:
-                    db.execute("DELETE FROM seen")
                 db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", seen)
                 if prune:
                     kinds = list(state.late_floors)
@@ -318,11 +315,13 @@ class StateStore:
                                   "point [state] path at a file (the plugin creates it)")
             try:
                 with open(path, "rb") as fh:
-                    raw = fh.read()
+                    head = fh.read(len(SQLITE_MAGIC))
+                    if not head or head == SQLITE_MAGIC:  # empty, or the database: read no further
+                        continue
+                    raw = head + fh.read()
             except OSError as exc:
                 raise disk_error(exc, f"cannot read the state {path}") from None
-            if raw and not raw.startswith(SQLITE_MAGIC):
-                return path, raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM from an editor
+            return path, raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM from an editor
         return None
 
 

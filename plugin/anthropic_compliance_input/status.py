@@ -11,13 +11,13 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from .api import SKEW_TOLERANCE, skew_text
 from .config import load_config
 from .errors import Exit, PluginError
 from .runner import open_store, since_arg
 from .state import VERSION
 from .timeutil import format_rfc3339, human_duration, parse_duration
 
-SKEW_TOLERANCE = 5.0
 
 
 def _iso(value: float | None) -> str | None:
@@ -59,8 +59,7 @@ def status(config: str | None, max_age: str | None, as_json: bool) -> int:
                 if age is None or age > limit:
                     problems.append(name)
         if state.clock_skew is not None and abs(state.clock_skew) > SKEW_TOLERANCE:
-            doc["clock_warning"] = (f"host clock {abs(state.clock_skew):.0f}s "
-                                    f"{'ahead of' if state.clock_skew > 0 else 'behind'} the API's")
+            doc["clock_warning"] = f"host clock {skew_text(state.clock_skew)}"
         if doc["lag_seconds"] is not None and doc["lag_seconds"] < -SKEW_TOLERANCE:
             problems.append("cursor_ahead_of_api_clock")  # only a state written by an old release
         doc["status"] = "stale" if problems else ("ok" if state.last_success else "never_succeeded")
