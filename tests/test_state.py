@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import stat
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -201,8 +202,12 @@ def test_a_state_deleted_under_a_running_collector_stops_it(plugin: Plugin, mode
     time.sleep(1.5)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{plugin.state_path}{suffix}").unlink(missing_ok=True)
+    time.sleep(3)
+    assert proc.poll() is None  # it waits a minute: a shipper that restarts it at once must not spin
+    proc.send_signal(signal.SIGTERM)  # ... but a stop cuts the wait short, keeping the exit code
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 65 and "deleted while the collector ran" in err.decode()
+    assert "exiting in 60 s" in err.decode()
 
 
 def test_a_state_missing_a_table_is_refused_not_rebuilt(plugin: Plugin, model, now):

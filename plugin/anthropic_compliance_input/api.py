@@ -128,6 +128,7 @@ class Client:
         self.counters = counters if counters is not None else Counters()
         self.failing: tuple[Exit, str] | None = None  # a failure being retried right now: code, cause
         self.last_request_id: str | None = None
+        self.rate_limit_remaining: int | None = None
         self.session = requests.Session()
         self.session.headers.update({
             "x-api-key": key,
@@ -160,6 +161,13 @@ class Client:
         self.session.close()
 
     def get_page(self, query: Query) -> Page:
+        try:
+            return self._get_page(query)
+        except ApiError:
+            self.counters.errors += 1
+            raise
+
+    def _get_page(self, query: Query) -> Page:
         url = f"{self.api.base_url}{ACTIVITIES_PATH}?{urlencode(query.params())}"
         retry = self._retry()
         while True:
@@ -225,7 +233,7 @@ class Client:
             if status == 429:
                 raise ApiError(Exit.TEMPFAIL, f"rate limited past the retry budget: {text}",
                                "the 600 requests/min budget is shared by every key of the organization; "
-                               "the cursor did not move")
+                               "the cursor did not move", "rate_limited")
             if resp.headers.get("x-should-retry", "").lower() == "false":
                 raise ApiError(Exit.UNAVAILABLE, f"{text}; the API said not to retry it",
                                "the cursor did not move past the pages delivered; try again later")
@@ -253,6 +261,7 @@ class Client:
         headers = page.headers
         try:
             remaining = int(headers["anthropic-ratelimit-requests-remaining"])
+            self.rate_limit_remaining = remaining
             limit = int(headers["anthropic-ratelimit-requests-limit"])
         except (KeyError, ValueError):
             return

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from . import NAME, __version__
 from .errors import Exit, Interrupted, PluginError, exit_codes_help
 from .keyshape import SIMULATED_KEY, contains_key, redact_keys
-from .logs import log, setup
+from .logs import TARGET_HELP, log, setup
 from .stdio import guard_std_fds, stdout_broken, stdout_failed
 
 CFG = f"--config /etc/{NAME}/config.toml"
@@ -142,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help=f"config file (default: ${{ANTHROPIC_COMPLIANCE_INPUT_CONFIG}} "
                    f"or /etc/{NAME}/config.toml)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                   help="stderr log level (default info)")
-    p.add_argument("--log-format", default="text", choices=["text", "json"], help="stderr log format")
+                   help="log level (default info)")
+    p.add_argument("--log-format", default="text", choices=["text", "json"], help="log format")
+    p.add_argument("--log-target", metavar="TARGET", help=f"where logs go: {TARGET_HELP}; default [log] target")
     groups: dict[tuple[str, ...], Any] = {(): p.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                                                parser_class=_Parser)}
     for cmd in COMMANDS:
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(argv: list[str] | None, stdout_closed: bool) -> int:
     args = build_parser().parse_args(argv)
     args.stdout_closed = stdout_closed
-    setup(args.log_level, args.log_format)
+    setup(args.log_level, args.log_format, args.log_target)
     module, function = args.spec.target.split(":")
     try:
         return int(getattr(import_module(f".{module}", __package__), function)(**args.spec.call(args)) or 0)

@@ -44,6 +44,7 @@ class Collector:
         self.skew_logged: float | None = None
         self.counters = Counters()
         self.limit = 0.0  # the API's now - settle, as its latest answer showed it
+        self._folded = self._request_counts()
 
     def poll(self) -> tuple[Counters, str | None]:
         """One poll: the main window, then the late-type reconciliation. Returns what it did and
@@ -57,6 +58,7 @@ class Collector:
         until = self.limit = now - c.settle_delay_seconds
         state.last_attempt = now
         self._repair_cursor(now, until)
+        self.fold_requests(state.totals)
         self.store.commit(state, prune=False)  # a state that cannot be written fails here, before any line
         floors = self._late_floors()  # before the main window's commits prune by them
         filters = dict(organization_ids=tuple(api.organization_ids), actor_ids=tuple(api.actor_ids))
@@ -83,8 +85,7 @@ class Collector:
 
         counters.requests = self.client.counters.requests - requests
         counters.retries = self.client.counters.retries - retries
-        state.totals.requests += counters.requests
-        state.totals.retries += counters.retries
+        self.fold_requests(state.totals)
         if stopped is None:
             state.last_success = now
             state.runs += 1
@@ -93,6 +94,19 @@ class Collector:
         state.late_floors = {kind: max(floor, now - lookback) for kind, floor in floors.items()}
         self.store.commit(state)
         return counters, stopped
+
+    def _request_counts(self) -> tuple[int, int, int]:
+        c = self.client.counters
+        return c.requests, c.retries, c.errors
+
+    def fold_requests(self, totals: Counters) -> None:
+        """Add the requests made since the last fold to `totals` (the state's, before a commit;
+        the last committed state's, when a poll failed): the metrics count every request once."""
+        now, before = self._request_counts(), self._folded
+        totals.requests += now[0] - before[0]
+        totals.retries += now[1] - before[1]
+        totals.errors += now[2] - before[2]
+        self._folded = now
 
     def _late_floors(self) -> dict[str, float]:
         """The late types this poll reconciles, each with how far back the seen set covers it.
@@ -210,6 +224,7 @@ class Collector:
         if moved or done.emitted or done.rejected:  # empty and all-repeat pages change nothing
             started = time.perf_counter()
             kept = done.seen_above(state.seen_floor, state.late_floors)
+            self.fold_requests(state.totals)
             self.store.commit(state, kept)
             log.debug("page committed: %d records, %d seen ids stored, %.1f ms",
                       len(page.data), len(kept), (time.perf_counter() - started) * 1000)

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from .errors import Exit, PluginError
 from .keyshape import contains_key
+from .logs import check_target
 from .timeutil import human_duration, parse_duration
 
 if sys.version_info >= (3, 11):
@@ -31,7 +32,9 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # strict: `page_size = "100"` is refused, not coerced; a quoted number is usually a mistake
+    # somewhere else too (a template that quoted every value).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 def _bounded(low: timedelta, high: timedelta) -> Any:
@@ -145,12 +148,29 @@ class OutputConfig(_Section):
     forward_timeout_seconds: float = Field(3.0, gt=0, le=600)
 
 
+class LogConfig(_Section):
+    target: Annotated[str, AfterValidator(check_target)] = "stderr"  # --log-target wins
+
+
+class MetricsConfig(_Section):
+    textfile: FilePath | None = None  # Prometheus text format, for node_exporter's textfile collector
+
+    @field_validator("textfile")
+    @classmethod
+    def _prom_suffix(cls, value: str | None) -> str | None:
+        if value is not None and not value.endswith(".prom"):
+            raise ValueError("must end in .prom (node_exporter's textfile collector reads only *.prom)")
+        return value
+
+
 class Config(_Section):
     api: ApiConfig = ApiConfig()
     key: KeyConfig = KeyConfig()
     state: StateConfig = StateConfig()
     collect: CollectConfig = CollectConfig()
     output: OutputConfig = OutputConfig()
+    log: LogConfig = LogConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 class LoadedConfig:

@@ -54,15 +54,23 @@ def _clean(text: str) -> str:
     return redact(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# The `error{reason=...}` metric and `status`'s `error`: what an alert routes on. An exit code
+# alone cannot say it (75 is a lock, a full disk or a rate limit).
+REASONS = ("auth", "config", "network", "rate_limited", "lock", "disk", "data", "stdout")
+_REASON = {Exit.NOPERM: "auth", Exit.CONFIG: "config", Exit.USAGE: "config", Exit.UNAVAILABLE: "network",
+           Exit.TEMPFAIL: "network", Exit.DATAERR: "data", Exit.SOFTWARE: "data", Exit.IOERR: "stdout"}
+
+
 class PluginError(Exception):
     """An expected failure: printed as one line on stderr, never as a traceback."""
 
-    def __init__(self, code: Exit, message: str, hint: str | None = None) -> None:
+    def __init__(self, code: Exit, message: str, hint: str | None = None, reason: str | None = None) -> None:
         message = _clean(message)  # API bodies end up here: a proxy may echo the key back
         super().__init__(message)
         self.code = code
         self.message = message
         self.hint = hint
+        self.reason = reason or _REASON.get(code, "data")
 
     def __str__(self) -> str:
         return f"{self.message} — {self.hint}" if self.hint else self.message

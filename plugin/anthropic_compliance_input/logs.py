@@ -1,17 +1,27 @@
-"""stderr logging: one line per event, text or JSON, with every known secret redacted.
+"""Logging: one line per event, text or JSON, with every known secret redacted, to stderr, the
+local syslog socket or a file.
 
-Redaction sits in the handler, so it covers messages, arguments and formatted tracebacks alike.
+Vector (`include_stderr: false`), Fluentd's in_exec and syslog-ng's program() throw a child's
+stderr away; `--log-target syslog` or `file:PATH` is how an operator sees errors there.
+Redaction sits in the formatter, so it covers messages, arguments and formatted tracebacks alike.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import os
 import sys
 import time
+from typing import Any
 
 log = logging.getLogger("anthropic_compliance_input")
 _secrets: set[str] = set()
+IDENT = "anthropic-compliance-input"
+SYSLOG_SOCKET = "/dev/log"  # journald reads it too; tests and chroots point elsewhere:
+SYSLOG_SOCKET_ENV = "ANTHROPIC_COMPLIANCE_INPUT_SYSLOG_SOCKET"
+TARGET_HELP = "stderr (default), syslog (/dev/log, facility daemon) or file:PATH (appended, reopened after logrotate)"
 
 
 def register_secret(value: str) -> None:
@@ -27,9 +37,10 @@ def redact(text: str) -> str:
 
 
 class _Formatter(logging.Formatter):
-    def __init__(self, fmt: str) -> None:
+    def __init__(self, fmt: str, stamped: bool = True) -> None:
         super().__init__()
         self.fmt = fmt
+        self.stamped = stamped  # syslog adds its own time, level and ident
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
@@ -41,12 +52,121 @@ class _Formatter(logging.Formatter):
             doc = {"time": stamp, "level": record.levelname.lower(), "message": message}
             doc.update(getattr(record, "fields", {}))
             return json.dumps(doc, separators=(",", ":"), default=str)
-        return f"{stamp} {record.levelname} {message}".replace("\r", "")
+        message = message.replace("\r", "")
+        return f"{stamp} {record.levelname} {message}" if self.stamped else message
 
 
-def setup(level: str = "info", fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(fmt))
+class _OneLineErrors:
+    """A handler that cannot write says so in one line on stderr, not logging's traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        exc = sys.exc_info()[1]
+        try:
+            sys.stderr.write(f"{IDENT}: cannot write the log ({self}): {exc}\n")
+        except (OSError, ValueError):
+            pass
+
+
+class _Syslog(_OneLineErrors, logging.handlers.SysLogHandler):
+    pass
+
+
+class _File(_OneLineErrors, logging.handlers.WatchedFileHandler):
+    """Appended, mode 0640; reopened when logrotate moves the file (and on reopen())."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
+
+    def reopen(self) -> None:
+        self.acquire()
+        try:
+            if self.stream:
+                self.stream.close()
+            self.stream = self._open()
+            self._statstream()
+        finally:
+            self.release()
+
+
+class _Stderr(_OneLineErrors, logging.StreamHandler):  # type: ignore[type-arg]
+    pass
+
+
+def _handler(target: str, fmt: str) -> logging.Handler:
+    """Raises ValueError with a one-line reason for a target that cannot be used."""
+    if target == "stderr":
+        handler: logging.Handler = _Stderr(sys.stderr)
+        handler.setFormatter(_Formatter(fmt))
+    elif target == "syslog":
+        address = os.environ.get(SYSLOG_SOCKET_ENV) or SYSLOG_SOCKET
+        try:
+            handler = _Syslog(address=address, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+        except OSError as exc:
+            raise ValueError(f"no syslog socket at {address}: {exc.strerror or exc}") from None
+        handler.ident = f"{IDENT}[{os.getpid()}]: "
+        handler.setFormatter(_Formatter(fmt, stamped=False))
+    elif target.startswith("file:") and target[5:].strip():
+        path = os.path.expanduser(target[5:].strip())
+        try:
+            handler = _File(path, delay=False)
+        except OSError as exc:
+            raise ValueError(f"cannot open the log file {path}: {exc.strerror or exc}") from None
+        handler.setFormatter(_Formatter(fmt))
+    else:
+        raise ValueError(f"unknown log target {target!r}: use {TARGET_HELP}")
+    return handler
+
+
+def check_target(target: str) -> str:
+    """For config validation: the syntax only (the socket or file may appear later)."""
+    if target in ("stderr", "syslog") or (target.startswith("file:") and target[5:].strip()):
+        return target
+    raise ValueError(f"must be {TARGET_HELP}")
+
+
+_current = {"level": "info", "format": "text", "target": "stderr", "explicit": False}
+
+
+def setup(level: str = "info", fmt: str = "text", target: str | None = None) -> None:
+    """`target` None: stderr until a config's [log] target says otherwise (see use_config_target)."""
+    chosen = target or "stderr"
+    try:
+        handler = _handler(chosen, fmt)
+    except ValueError as exc:
+        handler = _handler("stderr", fmt)
+        handler.handle(logging.makeLogRecord({"msg": f"--log-target: {exc}; logging to stderr",
+                                              "levelno": logging.ERROR, "levelname": "ERROR"}))
+        chosen = "stderr"
+    _current.update(level=level, format=fmt, target=chosen, explicit=target is not None)
+    _install(handler, level)
+
+
+def use_config_target(target: str | None) -> None:
+    """[log] target applies unless --log-target was given; a target that cannot be opened now
+    is reported on the current one (stderr) and the run goes on there."""
+    if not target or _current["explicit"] or target == _current["target"]:
+        return
+    try:
+        handler = _handler(target, str(_current["format"]))
+    except ValueError as exc:
+        log.error("[log] target: %s; logging to %s", exc, _current["target"])
+        return
+    _current["target"] = target
+    _install(handler, str(_current["level"]))
+
+
+def reopen() -> None:
+    """SIGHUP: a log file moved by logrotate is reopened at its name."""
+    for handler in log.handlers:
+        if isinstance(handler, _File):
+            handler.reopen()
+
+
+def _install(handler: logging.Handler, level: str) -> None:
+    for old in log.handlers:
+        if old is not handler and not isinstance(old, _Stderr):
+            old.close()
     log.handlers[:] = [handler]
     log.setLevel(level.upper())
     log.propagate = False

@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from typing import Any
 
 from . import NAME
 from .api import ApiError, Client
@@ -17,9 +16,11 @@ from .collect import Collector
 from .config import Config, load_config
 from .errors import Exit, Interrupted, PluginError
 from .keys import find_key
-from .logs import log
-from .sinks import DeliveryError, make_sink
-from .state import Counters, State, StateLost, StateStore
+from . import metrics
+from .logs import log, reopen, use_config_target
+from .metrics import Health
+from .sinks import Sink, make_sink
+from .state import Counters, State, StateStore
 from .stop import Stopper
 from .timeutil import format_rfc3339
 
@@ -42,20 +43,219 @@ def open_store(cfg: Config) -> StateStore:
 def run(config: str | None, follow: bool = False, since: str | None = None, max_runtime: float | None = None,
         stdout_closed: bool = False) -> int:
     started = time.time()
-    loaded = load_config(config)
-    cfg = loaded.config
-    origin = since_arg(since) if since else None
-    key = find_key(cfg)
-    log.debug("config %s; key from %s", loaded.describe(), key.source)
-    sink = make_sink(cfg.output, stdout_closed)  # before the state: a closed stdout commits nothing
-    store = open_store(cfg)
-    store.lock()
+    stopper = Stopper()
+    stopper.install(max_runtime)
+    run = Run(config, follow, since, stdout_closed, started, stopper)
     try:
-        state = _first_or_existing(store, cfg, origin, since, started)
-        return _loop(cfg, config, follow, max_runtime, key.key, store, state, sink, started)
+        return run.follow() if follow else run.attempt()
     finally:
-        sink.close()
-        store.close()
+        stopper.disarm()
+        if run.summary:
+            run.print_summary()
+
+
+class Run:
+    """One `run`: a plain run is one attempt; --follow repeats attempts until it is stopped.
+
+    An attempt reads the config and the key, opens the sink and the state, and polls (under
+    --follow, every interval until something fails). Whatever fails is noted in the metrics
+    and, when the state is at hand, for `status`; --follow then waits and starts over, so an
+    operator can fix a key, a config, a disk or a network without restarting the shipper.
+    """
+
+    def __init__(self, config: str | None, follow: bool, since: str | None, stdout_closed: bool,
+                 started: float, stopper: Stopper) -> None:
+        self.config, self.is_follow, self.since, self.stdout_closed = config, follow, since, stdout_closed
+        self.started, self.stopper = started, stopper
+        self.health = Health()
+        self.metrics_path: str | None = None
+        self.interval = 60.0
+        self.total = Counters()  # every client of this run counts its requests into it
+        self.high_water: float | None = None
+        self.last_request_id: str | None = None
+        self.stopped: str | None = None
+        self.summary = False
+        self.failures = 0  # in a row: sets the --follow backoff
+        self.logged: tuple[str, float] | None = None  # the error last logged, and when
+
+    def follow(self) -> int:
+        while True:
+            try:
+                return self.attempt()
+            except PluginError as exc:
+                if exc.code in (Exit.USAGE, Exit.IOERR) or (exc.code == Exit.DATAERR and not isinstance(exc, ApiError)):
+                    return self._give_up(exc)
+                self.failures += 1
+                delay = min(5.0 * 2 ** (self.failures - 1), max(self.interval, 5.0))
+                self._log_episode(exc, delay)
+            try:
+                self.stopper.sleep(delay)
+            except Interrupted:
+                self.stopped = self.stopper.reason
+                self.summary = True
+                return Exit.OK
+
+    def _give_up(self, exc: PluginError) -> int:
+        """Only an operator can fix these. A corrupt state waits a minute first, so a shipper
+        that restarts its child at once (syslog-ng) does not spin."""
+        if exc.code == Exit.DATAERR:
+            log.error("%s; exiting in 60 s (only an operator can fix this)", exc)
+            try:
+                self.stopper.sleep(60)
+            except Interrupted:
+                pass
+            raise PluginError(exc.code, "stopped: the state needs an operator (see the error above)") from None
+        raise exc
+
+    def _log_episode(self, exc: PluginError, delay: float) -> None:
+        """Once per condition, then every 10 minutes while it lasts: a restart storm of the
+        same line helps nobody, silence hides an outage."""
+        now = time.monotonic()
+        if self.logged is None or self.logged[0] != exc.reason or now - self.logged[1] >= 600:
+            again = " (logged again every 10 minutes while it lasts)" if self.logged is None or self.logged[0] != exc.reason else ""
+            log.error("%s; retrying in %.0fs, then with a growing delay up to %.0fs%s", exc, delay,
+                      max(self.interval, 5.0), again, extra={"fields": {"error": exc.reason}})
+            self.logged = (exc.reason, now)
+        else:
+            log.debug("still failing (%s); retrying in %.0fs", exc.reason, delay)
+
+    def _recovered(self) -> None:
+        if self.logged is not None:
+            log.info("recovered: %s no longer fails", self.logged[0], extra={"fields": {"recovered": self.logged[0]}})
+        self.logged = None
+        self.failures = 0
+
+    def attempt(self) -> int:
+        store: StateStore | None = None
+        locked = False
+        collector: Collector | None = None
+        self.health.last_attempt = time.time()
+        try:
+            cfg = load_config(self.config).config
+            use_config_target(cfg.log.target)
+            self.metrics_path, self.interval = cfg.metrics.textfile, cfg.collect.interval_seconds
+            origin = since_arg(self.since) if self.since else None
+            key = find_key(cfg)
+            sink = make_sink(cfg.output, self.stdout_closed)  # before the state: a closed stdout commits nothing
+            try:
+                store = open_store(cfg)
+                store.lock()
+                locked = True
+                state = _first_or_existing(store, cfg, origin, self.since, self.started)
+                state.totals.add(self.health.unfolded)  # requests of failed attempts nobody recorded
+                self.health.unfolded = Counters()
+                collector = self._loop(cfg, key.key, store, state, sink)
+                return Exit.OK
+            finally:
+                sink.close()
+        except PluginError as exc:
+            self._failed(exc, store if locked else None, collector)
+            raise
+        finally:
+            if store is not None:
+                store.close()
+
+    def _failed(self, exc: PluginError, store: StateStore | None, collector: Collector | None) -> None:
+        """Note the failure for `status` (on the last committed state, never on a half page)
+        and in the metrics."""
+        self.health.error = exc.reason
+        requests = Counters()
+        if collector is not None:
+            collector.fold_requests(requests)
+        recorded = record_error(store, exc, requests) if store is not None and exc.reason != "lock" else None
+        if recorded is not None:
+            self.health.state = recorded
+        else:
+            self.health.unfolded.add(requests)  # into the state at the next attempt's first commit
+            if self.health.state is None and self.metrics_path:
+                self.health.state = self._peek()
+        self._write_metrics()
+
+    def _peek(self) -> State | None:
+        try:
+            return open_store(load_config(self.config).config).load(readonly=True)
+        except PluginError:
+            return None
+
+    def _write_metrics(self) -> None:
+        if self.metrics_path:
+            problem = metrics.write(self.metrics_path, self.health)
+            if problem:
+                log.warning("%s", problem)
+
+    def _polled(self, collector: Collector) -> None:
+        self.health.state, self.health.error = collector.state, None
+        self.health.rate_limit_remaining = collector.client.rate_limit_remaining
+        self.high_water, self.last_request_id = collector.state.high_water, collector.state.last_request_id
+        self._write_metrics()
+        self._recovered()
+
+    def _loop(self, cfg: Config, key: str, store: StateStore, state: State, sink: Sink) -> Collector:
+        gc.freeze()  # the modules and pydantic schemas loaded so far live as long as the process:
+        # keep the collector from walking them on every full collection (~0.5 µs an activity)
+        stopper, total = self.stopper, self.total
+        client = Client(cfg.api, key, total)
+        progress = Progress(self.started) if sys.stderr.isatty() else None
+        collector = Collector(cfg, client, store, state, sink, stopper, progress)
+        self.summary = True
+        try:
+            while True:
+                try:
+                    counters, self.stopped = collector.poll()
+                    self._polled(collector)
+                    if self.is_follow:
+                        log.info("poll finished: emitted=%d rejected=%d already_seen=%d pages=%d high_water=%s",
+                                 counters.emitted, counters.rejected, counters.duplicates, counters.pages,
+                                 format_rfc3339(collector.state.high_water))
+                except Interrupted:
+                    self.stopped = stopper.reason
+                    if client.failing and self.stopped == "max-runtime" and not self.is_follow:
+                        code, cause = client.failing  # it must not hide an outage
+                        raise PluginError(code, f"the API was still failing when the run stopped ({self.stopped}): "
+                                          f"{cause}", "the cursor did not move; see the retries logged above",
+                                          "rate_limited" if code == Exit.TEMPFAIL else None) from None
+                finally:
+                    _add_deliveries(total, collector.counters)  # a poll cut short counts what it did
+                    self.high_water = collector.state.high_water
+                if not self.is_follow or self.stopped:
+                    return collector
+                try:
+                    stopper.sleep(cfg.collect.interval_seconds)
+                except Interrupted:
+                    self.stopped = stopper.reason
+                    return collector
+                if stopper.reload:
+                    stopper.reload = False
+                    reopen()
+                    new = _reload(self.config, cfg)
+                    if new is not cfg:
+                        cfg = new
+                        use_config_target(cfg.log.target)
+                        self.metrics_path, self.interval = cfg.metrics.textfile, cfg.collect.interval_seconds
+                        client.close()
+                        sink.close()
+                        client = Client(cfg.api, key, total)
+                        sink = make_sink(cfg.output)
+                        collector.rejects.close()
+                        collector = Collector(cfg, client, store, collector.state, sink, stopper, progress)
+        except PluginError:
+            self.summary = self.is_follow
+            raise
+        finally:
+            if progress:
+                progress.done()
+            collector.rejects.close()
+            client.close()
+
+    def print_summary(self) -> None:
+        t = self.total
+        fields = dict(emitted=t.emitted, rejected=t.rejected, already_seen=t.duplicates, pages=t.pages,
+                      requests=t.requests, retries=t.retries, duration=round(time.time() - self.started, 2),
+                      high_water=format_rfc3339(self.high_water) if self.high_water is not None else None,
+                      last_request_id=self.last_request_id, stopped=self.stopped)
+        text = " ".join(f"{k}={v}" + ("s" if k == "duration" else "") for k, v in fields.items()
+                        if v is not None or k != "stopped")
+        log.info("run finished: %s", text, extra={"fields": fields})
 
 
 def _first_or_existing(store: StateStore, cfg: Config, origin: float | None, since: str | None,
@@ -72,73 +272,6 @@ def _first_or_existing(store: StateStore, cfg: Config, origin: float | None, sin
     return state
 
 
-def _loop(cfg: Config, config: str | None, follow: bool, max_runtime: float | None, key: str,
-          store: StateStore, state: State, sink: Any, started: float) -> int:
-    gc.freeze()  # the modules and pydantic schemas loaded so far live as long as the process:
-    # keep the collector from walking them on every full collection (~0.5 µs an activity)
-    stopper = Stopper()
-    stopper.install(max_runtime)
-    total = Counters()
-    client = Client(cfg.api, key, total)  # every client of this run counts into `total`
-    progress = Progress(started) if sys.stderr.isatty() else None
-    collector = Collector(cfg, client, store, state, sink, stopper, progress)
-    stopped: str | None = None
-    try:
-        while True:
-            try:
-                counters, stopped = collector.poll()
-                if follow:
-                    log.info("poll finished: emitted=%d rejected=%d already_seen=%d pages=%d high_water=%s",
-                             counters.emitted, counters.rejected, counters.duplicates, counters.pages,
-                             format_rfc3339(collector.state.high_water))
-            except (ApiError, DeliveryError, PluginError) as exc:
-                record_error(store, exc)
-                if not follow or exc.code == Exit.IOERR or isinstance(exc, StateLost):  # needs an operator
-                    raise
-                log.error("%s; next attempt in %.0fs", exc, cfg.collect.interval_seconds)
-                collector.state = store.load() or collector.state  # back to the last commit
-            except Interrupted:
-                stopped = stopper.reason
-                if client.failing and stopped == "max-runtime" and not follow:  # it must not hide an outage
-                    code, cause = client.failing
-                    error = PluginError(code, f"the API was still failing when the run stopped ({stopped}): {cause}",
-                                        "the cursor did not move; see the retries logged above")
-                    record_error(store, error)
-                    raise error from None
-            finally:
-                _add_deliveries(total, collector.counters)  # a poll cut short counts what it did
-            if not follow or stopped:
-                break
-            try:
-                stopper.sleep(cfg.collect.interval_seconds)
-            except Interrupted:
-                stopped = stopper.reason
-                break
-            if stopper.reload:
-                stopper.reload = False
-                new = _reload(config, cfg)
-                if new is not cfg:
-                    cfg = new
-                    client.close()
-                    sink.close()
-                    client = Client(cfg.api, key, total)
-                    sink = make_sink(cfg.output)
-                    collector.rejects.close()
-                    collector = Collector(cfg, client, store, collector.state, sink, stopper, progress)
-    finally:
-        stopper.disarm()
-        if progress:
-            progress.done()
-        collector.rejects.close()
-        client.close()
-    log.info("run finished: emitted=%d rejected=%d already_seen=%d pages=%d requests=%d retries=%d "
-             "duration=%.2fs high_water=%s last_request_id=%s%s", total.emitted, total.rejected,
-             total.duplicates, total.pages, total.requests, total.retries, time.time() - started,
-             format_rfc3339(collector.state.high_water), collector.state.last_request_id,
-             f" stopped={stopped}" if stopped else "")
-    return Exit.OK
-
-
 def _add_deliveries(total: Counters, poll: Counters) -> None:
     """The clients count requests and retries into `total` themselves."""
     total.emitted += poll.emitted
@@ -147,17 +280,23 @@ def _add_deliveries(total: Counters, poll: Counters) -> None:
     total.pages += poll.pages
 
 
-def record_error(store: StateStore, exc: PluginError) -> None:
-    """Note the failure for `status` on the last committed state, never on a half page."""
+def record_error(store: StateStore, exc: PluginError, requests: Counters) -> State | None:
+    """Note the failure, and the requests the failed poll made, on the last committed state.
+    Returns that state (None when there is none, or it cannot be read)."""
     try:
         state = store.load()
-        if state is not None:
-            state.last_error = str(exc)
-            state.last_error_at = time.time()
-            state.last_error_reason = exc.code.name.lower()
-            store.commit(state, prune=False)
     except PluginError:
-        pass
+        return None
+    if state is not None:
+        state.last_error = str(exc)
+        state.last_error_at = time.time()
+        state.last_error_reason = exc.reason
+        state.totals.add(requests)
+        try:
+            store.commit(state, prune=False)
+        except PluginError:
+            return None
+    return state
 
 
 def _reload(config: str | None, cfg: Config) -> Config:

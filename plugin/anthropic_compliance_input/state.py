@@ -52,6 +52,7 @@ class Counters:
     pages: Count = 0
     requests: Count = 0
     retries: Count = 0
+    errors: Count = 0  # requests that failed for good (after their retries)
 
     def add(self, other: "Counters") -> None:
         for name in self.__dataclass_fields__:
@@ -128,7 +129,8 @@ class StateStore:
             except OSError:
                 pass
             raise PluginError(Exit.TEMPFAIL, f"another instance holds the state lock {self.lock_path}{holder}",
-                              "only one collector may use a state file; this run exits without touching it") from None
+                              "only one collector may use a state file; this run exits without touching it",
+                              "lock") from None
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
@@ -232,7 +234,7 @@ class StateStore:
             if "locked" in str(exc).lower() or "busy" in str(exc).lower():
                 raise PluginError(Exit.TEMPFAIL, f"the state {self.path} is locked by another process: {exc}",
                                   "something else holds an SQLite lock on it (a backup, a sqlite3 shell); "
-                                  "nothing was committed") from None
+                                  "nothing was committed", "lock") from None
             raise disk_error(_as_oserror(exc), f"cannot write the state {self.path}") from None
         except OSError as exc:
             raise disk_error(exc, f"cannot write the state {self.path}") from None
@@ -349,7 +351,7 @@ def disk_error(exc: OSError, what: str) -> PluginError:
     reason = exc.strerror or str(exc)
     if exc.errno == errno.ENOSPC:
         return PluginError(Exit.TEMPFAIL, f"{what}: {reason}",
-                           "free disk space; the previous state is intact and nothing was lost")
+                           "free disk space; the previous state is intact and nothing was lost", "disk")
     return PluginError(Exit.CONFIG, f"{what}: {reason}",
                        "make [state] path writable by the user the shipper runs as; "
-                       "the previous state is intact")
+                       "the previous state is intact", "disk")
