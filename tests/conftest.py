@@ -3,6 +3,7 @@ import live in helpers.py."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -31,3 +32,13 @@ def plugin(tmp_path: Path, sim: SimServer) -> Plugin:
 @pytest.fixture
 def now() -> float:
     return time.time()
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path):
+    """A 256 KB filesystem, to fill up (tests using it are marked needs_root)."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)

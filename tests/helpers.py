@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 KEY = "sk-ant-api01-TESTKEY-abcdefghijklmnopqrstuvwxyz-0123456789-wxyz"
 IN_CI = os.environ.get("CI") == "true"
+needs_root = pytest.mark.skipif(os.geteuid() != 0 and not IN_CI, reason="mounting a tmpfs needs root")
 
 
 def toml_dumps(sections: dict[str, dict[str, Any]]) -> str:
@@ -141,3 +144,31 @@ def drain_pty(leader: int) -> tuple[threading.Thread, list[bytes]]:
     thread = threading.Thread(target=read, daemon=True)
     thread.start()
     return thread, chunks
+
+
+def wait_until(check: Any, timeout: float, what: str) -> Any:
+    """Poll `check()` until it returns something true; fail naming `what`."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """The textfile parsed with prometheus_client's own parser: {name: value} and
+    {name: {label value: value}} for the labelled ones."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, Any] = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            if sample.labels:
+                out.setdefault(sample.name, {})[next(iter(sample.labels.values()))] = sample.value
+            else:
+                out[sample.name] = sample.value
+    return out

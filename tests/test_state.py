@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import IN_CI, KEY, Plugin, assert_one_line_error
+from helpers import KEY, Plugin, assert_one_line_error, needs_root
 
 DAY = 86400.0
-needs_root = pytest.mark.skipif(os.geteuid() != 0 and not IN_CI, reason="mounting a tmpfs needs root")
 
 
 def test_state_file_is_versioned_private_and_bounded(plugin: Plugin, model, now):
@@ -70,15 +69,6 @@ def test_state_reset_requires_since_or_yes_and_then_redelivers(plugin: Plugin, m
     assert reset.rc == 0 and b"next run delivers everything from" in reset.stdout
     assert sorted(plugin.run().ids) == sorted(r["id"] for r in records)
     assert plugin.run("state", "reset", "--yes").rc == 0 and not plugin.state_path.exists()
-
-
-@pytest.fixture
-def tiny_fs(tmp_path: Path):
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mnt)], check=True)
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @needs_root

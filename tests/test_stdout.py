@@ -3,6 +3,7 @@ with one error line and the state unchanged, and the next good run delivers ever
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -75,3 +76,43 @@ def test_every_command_reports_a_stdout_it_cannot_write_as_74(plugin: Plugin, mo
                             timeout=60)
     reader.stdin.close()
     assert result.returncode == 74 and "Traceback" not in result.stderr.decode(), result.stderr
+
+
+def test_max_runtime_holds_when_the_reader_stops_reading(plugin: Plugin, model, now):
+    """`run --max-runtime 3 | (sleep 30)`: the pipe fills, the write blocks; the run still ends
+    within 5 s (exit 75, saying the reader stalled), and nothing it did not hand over is skipped:
+    what sat in the pipe plus the next run is every activity."""
+    import os
+    import time
+
+    from helpers import child_env as env
+
+    model.generate(6000, now - DAY, now - 3600)  # ~3 MB: far more than a pipe holds
+    read_end, write_end = os.pipe()  # the reader: holds the pipe open, never reads
+    started = time.monotonic()
+    proc = subprocess.Popen(plugin.cmd("run", "--max-runtime", "3"), env=env(), stdout=write_end,
+                            stderr=subprocess.PIPE)
+    os.close(write_end)
+    _, err = proc.communicate(timeout=30)
+    elapsed = time.monotonic() - started
+    assert elapsed < 5, elapsed
+    assert proc.returncode == 75, err
+    assert "while the reader was not reading stdout" in err.decode() and "Traceback" not in err.decode()
+    os.set_blocking(read_end, False)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(read_end, 1 << 16)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_end)
+    buffered = b"".join(chunks)
+    whole = buffered[: buffered.rfind(b"\n") + 1]  # a line cut by the abandoned write is not delivered
+    got = [json.loads(line)["id"] for line in whole.splitlines()]
+    assert 0 < len(got) < 6000
+    rest = plugin.run()
+    assert rest.rc == 0, rest.stderr
+    assert set(got) | set(rest.ids) == {r["id"] for r in model.all_records()}

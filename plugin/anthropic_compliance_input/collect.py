@@ -205,7 +205,8 @@ class Collector:
         self.rejects.write(plan.rejects)
         records = plan.records
         items = map(encode, records) if self.sink.wants_lines else records
-        written = self.sink.write(items, lambda: self.stopper.requested)
+        with self.stopper.writing():
+            written = self.sink.write(items, lambda: self.stopper.requested)
         done = plan.outcome(None if written == len(records) else written)
 
         counters.duplicates += plan.duplicates

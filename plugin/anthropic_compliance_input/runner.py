@@ -83,6 +83,8 @@ class Run:
             try:
                 return self.attempt()
             except PluginError as exc:
+                if self.stopper.requested:  # stopped while failing (a stalled reader): no retry
+                    raise
                 if exc.code in (Exit.USAGE, Exit.IOERR) or (exc.code == Exit.DATAERR and not isinstance(exc, ApiError)):
                     return self._give_up(exc)
                 self.failures += 1
@@ -104,15 +106,17 @@ class Run:
                 self.stopper.sleep(60)
             except Interrupted:
                 pass
-            raise PluginError(exc.code, "stopped: the state needs an operator (see the error above)") from None
+            return int(exc.code)
         raise exc
 
     def _log_episode(self, exc: PluginError, delay: float) -> None:
         """Once per condition, then every 10 minutes while it lasts: a restart storm of the
         same line helps nobody, silence hides an outage."""
         now = time.monotonic()
-        if self.logged is None or self.logged[0] != exc.reason or now - self.logged[1] >= 600:
-            again = " (logged again every 10 minutes while it lasts)" if self.logged is None or self.logged[0] != exc.reason else ""
+        if self.logged is not None and self.logged[0] != exc.reason:
+            self._recovered()  # that condition cleared; another one holds now
+        if self.logged is None or now - self.logged[1] >= 600:
+            again = " (logged again every 10 minutes while it lasts)" if self.logged is None else ""
             log.error("%s; retrying in %.0fs, then with a growing delay up to %.0fs%s", exc, delay,
                       max(self.interval, 5.0), again, extra={"fields": {"error": exc.reason}})
             self.logged = (exc.reason, now)
@@ -123,7 +127,6 @@ class Run:
         if self.logged is not None:
             log.info("recovered: %s no longer fails", self.logged[0], extra={"fields": {"recovered": self.logged[0]}})
         self.logged = None
-        self.failures = 0
 
     def attempt(self) -> int:
         store: StateStore | None = None
@@ -185,6 +188,7 @@ class Run:
 
     def _polled(self, collector: Collector) -> None:
         self.health.state, self.health.error = collector.state, None
+        self.failures = 0
         self.health.rate_limit_remaining = collector.client.rate_limit_remaining
         self.high_water, self.last_request_id = collector.state.high_water, collector.state.last_request_id
         self._write_metrics()

@@ -101,3 +101,58 @@ def test_syslog_ng_keeps_a_100kb_activity_line_whole(plugin: Plugin, model, now,
     lines = sng.wait_for(1)
     sng.stop()
     assert len(lines) == 1 and len(lines[0]["padding"]) == 100_000
+
+
+@needs_syslog_ng
+def test_syslog_ng_with_no_key_does_not_spin_and_says_why_until_a_key_arrives(plugin: Plugin, model, now,
+                                                                                 tmp_path):
+    """No key anywhere: syslog-ng's program() would restart an exiting child at once. The plugin
+    stays up, says so in the system log (syslog-ng's own /dev/log stand-in) and in the metrics,
+    and picks the key up without a restart of syslog-ng."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from helpers import KEY
+
+    expected = [r["id"] for r in model.generate(50, now - DAY, now - 60)]
+    metrics = tmp_path / "health.prom"
+    settings = dict(collect={"settle_delay_seconds": 1, "interval_seconds": 5}, metrics={"textfile": str(metrics)})
+    plugin.configure(**settings)
+    starts = tmp_path / "starts"
+    command = tmp_path / "counting-wrapper"
+    command.write_text(f"#!/bin/sh\necho start >> {starts}\nexec {wrapper(tmp_path)} \"$@\"\n")
+    command.chmod(0o755)
+    socket = tmp_path / "log"
+    source = snippet("syslog-ng/anthropic-compliance-input.conf", command, plugin.config_path)
+    assert "--log-target syslog" in source
+    syslog = tmp_path / "syslog.log"
+    source += f"""
+source s_devlog {{ unix-dgram("{socket}"); }};
+destination d_syslog {{ file("{syslog}" template("$FACILITY.$LEVEL $PROGRAM $MSG\\n")); }};
+log {{ source(s_devlog); destination(d_syslog); }};
+"""
+    env = child_env(ANTHROPIC_COMPLIANCE_API_KEY=None, ANTHROPIC_COMPLIANCE_INPUT_SYSLOG_SOCKET=str(socket))
+    sng = SyslogNg(tmp_path, source, env)
+    sng.start()
+    time.sleep(30)
+    assert sng.lines() == []
+    assert len(starts.read_text().splitlines()) <= 7
+    logged = syslog.read_text()
+    no_key = [line for line in logged.splitlines() if "no API key" in line]
+    assert len(no_key) == 1 and no_key[0].startswith("daemon.err anthropic-compliance-input "), logged
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    errors = {s.labels["reason"]: s.value for s in families["anthropic_compliance_input_error"].samples}
+    assert errors["config"] == 1 and sum(errors.values()) == 1
+    assert families["anthropic_compliance_input_up"].samples[0].value == 0
+
+    key_file = tmp_path / "api-key"
+    key_file.write_text(KEY + "\n")
+    key_file.chmod(0o600)
+    plugin.configure(key={"file": str(key_file)}, **settings)
+    got = [r["id"] for r in sng.wait_for(50, timeout=2 * 5)]
+    sng.stop()
+    assert sorted(got) == sorted(expected)
+    assert len(starts.read_text().splitlines()) <= 7
+    assert "recovered: config" in syslog.read_text()
+    families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
+    assert families["anthropic_compliance_input_up"].samples[0].value == 1
+    assert families["anthropic_compliance_input_activities_emitted"].samples[0].value == 50

@@ -1,0 +1,110 @@
+"""`run --follow` as a shipper runs it for months: through a bad key, a second instance, an API
+outage and a full disk it never exits; each episode is logged once and shown in the metrics
+while it lasts, then clears; and every activity arrives exactly once."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from helpers import KEY, Plugin, child_env, needs_root, read_metrics, wait_until
+
+DAY = 86400.0
+P = "anthropic_compliance_input_"
+
+
+class Follower:
+    """The plugin under --follow, its stdout drained as a shipper would."""
+
+    def __init__(self, plugin: Plugin, env: dict[str, str]) -> None:
+        self.proc = plugin.start("--log-format", "json", "run", "--follow", env=env)
+        self.out: list[bytes] = []
+        self.reader = threading.Thread(target=lambda: self.out.extend(iter(self.proc.stdout.readline, b"")))
+        self.reader.start()
+
+    def ids(self) -> list[str]:
+        return [json.loads(line)["id"] for line in list(self.out)]
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=30)
+        self.reader.join(timeout=10)
+        return err.decode()
+
+
+def error_is(metrics: Path, reason: str | None) -> bool:
+    if not metrics.exists():
+        return False
+    m = read_metrics(metrics)
+    held = [r for r, v in m[P + "error"].items() if v == 1]
+    return held == ([reason] if reason else []) and m[P + "up"] == (0 if reason else 1)
+
+
+@needs_root
+def test_follow_outlasts_every_condition_that_can_heal(plugin: Plugin, model, sim, now, tmp_path, tiny_fs):
+    model.rate_limit = 100000
+    key_file = tmp_path / "api-key"
+    key_file.write_text("sk-ant-api01-" + "w" * 60 + "\n")  # well formed, but revoked
+    key_file.chmod(0o600)
+    metrics = tmp_path / "health.prom"
+    plugin.state_path = tiny_fs / "default.db"
+    plugin.configure(state={"path": str(plugin.state_path)}, key={"file": str(key_file)},
+                     metrics={"textfile": str(metrics)}, api={"max_retries": 1},
+                     collect={"interval_seconds": 1, "settle_delay_seconds": 1, "overlap_seconds": 600})
+    expected = [r["id"] for r in model.generate(30, now - DAY, now - 60)]
+
+    def more(count: int) -> None:
+        expected.extend(r["id"] for r in model.generate(count, time.time() - 1, time.time()))
+
+    # 1. another instance holds the lock
+    plugin.state_path.parent.mkdir(exist_ok=True)
+    holder = os.open(f"{plugin.state_path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    follower = Follower(plugin, child_env(ANTHROPIC_COMPLIANCE_API_KEY=None))
+    wait_until(lambda: error_is(metrics, "lock"), 10, "the lock episode in the metrics")
+    os.close(holder)  # ... released: the next try gets it, and meets the revoked key
+    wait_until(lambda: error_is(metrics, "auth"), 15, "the 401 episode in the metrics")
+    assert follower.proc.poll() is None and follower.out == []
+
+    # 2. the key is fixed in place
+    key_file.write_text(KEY + "\n")
+    wait_until(lambda: len(follower.out) >= 30 and error_is(metrics, None), 15, "delivery after the key fix")
+
+    # 3. the API is down for a minute, while activities keep happening
+    sim.faults = lambda n: "503"
+    more(10)
+    wait_until(lambda: error_is(metrics, "network"), 15, "the outage in the metrics")
+    time.sleep(60)
+    more(10)
+    sim.faults = None
+    wait_until(lambda: len(follower.out) >= 50 and error_is(metrics, None), 15, "delivery after the outage")
+
+    # 4. the state's disk fills up
+    with open(tiny_fs / "filler", "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 512)
+        except OSError:
+            pass
+    more(10)
+    wait_until(lambda: error_is(metrics, "disk"), 15, "the full disk in the metrics")
+    (tiny_fs / "filler").unlink()
+    wait_until(lambda: len(set(follower.ids())) >= 60 and error_is(metrics, None), 15, "delivery after space is freed")
+
+    assert follower.proc.poll() is None  # it never exited
+    err = follower.stop()
+    assert follower.proc.returncode == 0 and "Traceback" not in err
+    got = follower.ids()
+    assert sorted(got) == sorted(expected)  # each exactly once
+    logs = [json.loads(line) for line in err.splitlines()]
+    for reason in ("lock", "auth", "network", "disk"):
+        assert [e["level"] for e in logs if e.get("error") == reason] == ["error"], (reason, err)
+        assert len([e for e in logs if e.get("recovered") == reason]) == 1, (reason, err)
+    assert all(e["level"] != "error" or "error" in e for e in logs), err  # no other error lines
+    m = read_metrics(metrics)
+    assert m[P + "activities_emitted_total"] == len(got)
