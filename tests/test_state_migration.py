@@ -13,7 +13,8 @@ from helpers import Plugin, assert_one_line_error
 from anthropic_compliance_input.timeutil import epoch, format_rfc3339
 
 
-def v1_state(records: list[dict], delivered: int, overlap: float = 300.0, late: tuple[str, ...] = ()) -> dict:
+def v1_state(records: list[dict], delivered: int, overlap: float = 300.0,
+             late: tuple[str, ...] = ("anthropic_access", "cmek_preserve")) -> dict:
     """What release 0.1 wrote after delivering the oldest `delivered` records."""
     ordered = sorted(records, key=lambda r: (epoch(r["created_at"]), r["id"]))
     done = ordered[:delivered]

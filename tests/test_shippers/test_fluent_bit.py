@@ -12,13 +12,14 @@ import re
 import signal
 import subprocess
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from helpers import Plugin, child_env
 from shippers import CONF, snippet, wrapper
+
+from anthropic_compliance_input.timeutil import epoch
 
 DAY = 86400.0
 FLUENT_BIT = os.environ.get("FLUENT_BIT_BIN")
@@ -107,7 +108,7 @@ def _check_records(fb: FluentBit, expected: dict[str, dict]) -> None:
     for record in got:
         assert record == expected[record["id"]]  # nothing added, nothing lost (created_at kept)
     for stamp, record in fb.timed():
-        created = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00")).timestamp()
+        created = epoch(record["created_at"])
         assert abs(stamp - created) < 1e-3, (stamp, record["created_at"])  # event time = created_at
 
 
@@ -127,6 +128,34 @@ def test_scheduled_run_snippet_with_a_20kb_line(plugin: Plugin, model, now, tmp_
     fb.wait_for(321)
     fb.stop()
     _check_records(fb, {r["id"]: r for r in records + new})
+
+
+def test_event_time_is_created_at_in_every_rfc3339_form(plugin: Plugin, model, now, tmp_path):
+    """Whole seconds (as the API docs show it), 1-9 fraction digits, Z or an offset: the
+    parser's event time is the instant created_at names, and the record is unchanged."""
+    import random
+
+    from anthropic_compliance_input.simulator.factory import format_created
+
+    rng, base = random.Random(7), int(now) - 3600
+    records = []
+    for i, form in enumerate(("whole", "tenths", "millis", "micros", "nanos", "offset")):
+        moment = base + i + (0 if form == "whole" else 0.5 if form == "tenths" else 0.123456)
+        record = model.factory.make(moment)
+        if form != "micros":
+            record["created_at"] = format_created(moment, form, rng)
+        records.append(model.add(record))
+    assert [r["created_at"][19:] for r in records] == ["Z", ".5Z", ".123Z", ".123456Z", records[4]["created_at"][19:],
+                                                      ".123456+02:00"] and len(records[4]["created_at"]) == 30
+    records += model.generate(300, now - DAY, now - 120)  # with the simulator's mix of forms
+    plugin.configure(collect={"settle_delay_seconds": 1})
+    fb = FluentBit(tmp_path, _scheduled(plugin, tmp_path))
+    fb.start()
+    fb.wait_for(len(records))
+    fb.stop()
+    _check_records(fb, {r["id"]: r for r in records})
+    for stamp, record in fb.timed():
+        assert abs(stamp - epoch(record["created_at"])) < 2e-6, (stamp, record["created_at"])
 
 
 def test_follow_snippet_streams_and_stops_with_fluent_bit(plugin: Plugin, model, now, tmp_path):

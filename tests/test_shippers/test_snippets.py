@@ -29,3 +29,37 @@ def test_snippets_carry_the_shipper_gotchas():
     assert "parse_timestamp(.created_at" in vector
     sng = (CONF / "syslog-ng/anthropic-compliance-input.conf").read_text()
     assert "flags(no-parse)" in sng and "log-msg-size(4194304)" in sng and "source s_anthropic_compliance {" in sng
+
+
+# Ruby's Time.iso8601 (Time.xmlschema), which Fluentd's `time_format %iso8601` calls: its grammar
+# as Ruby's lib/time.rb writes it.
+RUBY_XMLSCHEMA = re.compile(r"\A\s*(-?\d+)-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d(?::?\d\d)?)?\s*\Z",
+                            re.I)
+
+
+def test_fluentd_reads_every_rfc3339_form_of_created_at():
+    text = (CONF / "fluentd/anthropic-compliance-input.conf").read_text()
+    parse = text.split("<parse>")[1].split("</parse>")[0]
+    settings = dict(line.split(None, 1) for line in parse.strip().splitlines())
+    assert settings == {"@type": "json", "time_key": "created_at", "keep_time_key": "true",
+                        "time_type": "string", "time_format": "%iso8601"}
+    for value in ("2026-11-03T10:00:00Z", "2026-11-03T10:00:00.123456789Z", "2026-11-03T12:00:00+02:00",
+                  "2026-11-03T12:00:00.5+02:00", "2026-11-03T10:00:00.123456Z"):
+        assert RUBY_XMLSCHEMA.match(value), value
+
+
+def test_snippets_whose_shipper_discards_stderr_log_to_syslog():
+    """Vector (include_stderr: false), Fluentd in_exec and syslog-ng program() throw stderr away."""
+    for name in ("vector/anthropic-compliance-input.yaml", "fluentd/anthropic-compliance-input.conf",
+                 "syslog-ng/anthropic-compliance-input.conf"):
+        text = (CONF / name).read_text()
+        config = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        assert re.search(r"--log-target[\s,\-]+syslog[\s,\-]+run\b", config), name
+        assert "stderr" in text.split(PACKAGED_COMMAND)[0], name  # the header says why
+    fb = (CONF / "fluent-bit/anthropic-compliance-input.conf").read_text()
+    assert "--log-target" not in fb  # Fluent Bit passes stderr on (to the journal under systemd)
+
+
+def test_fluent_bit_parser_reads_every_form():
+    parser = (CONF / "fluent-bit/parsers-anthropic-compliance-input.conf").read_text()
+    assert "Time_Format %Y-%m-%dT%H:%M:%S.%L%z" in parser and "Time_Strict Off" in parser

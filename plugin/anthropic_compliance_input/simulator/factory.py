@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -132,8 +134,9 @@ class ActivityFactory:
             return None
         return rng.choice(["Quarterly report", "Onboarding notes", "design-review", "main"])
 
-    def make(self, created: float, kind: str | None = None, **extra: Any) -> dict[str, Any]:
-        """One activity created at `created` (epoch seconds); `extra` overrides or adds fields."""
+    def make(self, created: float, kind: str | None = None, form: str | None = None, **extra: Any) -> dict[str, Any]:
+        """One activity created at `created` (epoch seconds); `extra` overrides or adds fields.
+        `form` writes created_at in another RFC 3339 form (see CREATED_FORMS)."""
         rng = self.rng
         if kind is None:
             kind = rng.choice(COMMON) if rng.random() < 0.4 else rng.choice(self.names)
@@ -143,10 +146,10 @@ class ActivityFactory:
         activity_id = self.new_id()  # drawn before the timestamp: a seed keeps its sequence
         # Whole seconds get random microseconds: real timestamps almost never tie, and the
         # plugin's id tie-break must be exercised on purpose, not by accident.
-        stamp = created if created % 1 else created + 1e-6 * rng.randint(1, 999999)
+        stamp = created if created % 1 or form else created + 1e-6 * rng.randint(1, 999999)
         record: dict[str, Any] = {
             "id": activity_id,
-            "created_at": format_rfc3339(stamp),
+            "created_at": format_created(stamp, form, rng) if form else format_rfc3339(stamp),
             "organization_id": None if no_org else org_id,
             "organization_uuid": None if no_org else org_uuid,
             "actor": self.actor(rng.choice(spec["actor_types"])),
@@ -158,3 +161,37 @@ class ActivityFactory:
             record[name] = self._value(name, ftype)
         record.update(extra)
         return record
+
+
+# created_at as the API documents it (whole seconds), as it sends it (microseconds, Z), and the
+# other RFC 3339 forms a parser downstream must read too: the simulator mixes them in.
+# "offset-whole" (…T12:00:00+02:00) is left out of the mix: Fluent Bit's parser cannot read it
+# exactly (see conf/fluent-bit/parsers-anthropic-compliance-input.conf); the API sends Z.
+CREATED_FORMS = ("whole", "tenths", "millis", "nanos", "offset")
+
+
+def created_instant(start: float, end: float, form: str, rng: random.Random) -> float:
+    """A time in [start, end) that `form` writes exactly (a whole second for "whole")."""
+    step = {"whole": 1.0, "offset-whole": 1.0, "tenths": 0.1, "millis": 0.001}.get(form)
+    moment = rng.uniform(start, end)
+    if step is None:
+        return moment
+    snapped = math.ceil(moment / step) * step
+    return snapped if snapped < end else math.floor(moment / step) * step
+
+
+def format_created(moment: float, form: str, rng: random.Random) -> str:
+    utc = datetime.fromtimestamp(moment, timezone.utc)
+    if form in ("offset", "offset-whole"):
+        zone = timezone(timedelta(hours=2)) if form == "offset" else timezone(-timedelta(hours=5, minutes=30))
+        local = utc.astimezone(zone)
+        text = local.strftime("%Y-%m-%dT%H:%M:%S") + (f".{local.microsecond:06d}" if form == "offset" else "")
+        return text + local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:]
+    base = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if form == "whole":
+        return base + "Z"
+    if form == "tenths":
+        return f"{base}.{utc.microsecond // 100000}Z"  # fromtimestamp rounds to the microsecond
+    if form == "millis":
+        return f"{base}.{utc.microsecond // 1000:03d}Z"
+    return f"{base}.{utc.microsecond:06d}{rng.randint(0, 999):03d}Z"  # nanos: digits below a microsecond

@@ -26,7 +26,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import orjson
 
 from ..timeutil import epoch, format_rfc3339
-from .factory import ActivityFactory, _tagged, activity_types
+from .factory import CREATED_FORMS, ActivityFactory, _tagged, activity_types, created_instant
+
+ODD_FORMS = 0.05  # the share of generated activities whose created_at is not microseconds + Z
 
 ACTIVITIES_PATH = "/v1/compliance/activities"
 PARAMS = {"limit", "after_id", "before_id", "order", "created_at.gte", "created_at.gt",
@@ -135,8 +137,14 @@ class FeedModel:
     def generate(self, count: int, start: float, end: float, kind: str | None = None,
                  visible_at: float | None = None) -> list[dict[str, Any]]:
         """`count` activities created uniformly between `start` and `end` (epoch seconds)."""
-        rng = self.factory.rng
-        records = [self.factory.make(rng.uniform(start, end), kind) for _ in range(count)]
+        rng, make = self.factory.rng, self.factory.make
+        records = []
+        for _ in range(count):
+            if rng.random() < ODD_FORMS:
+                form = rng.choice(CREATED_FORMS)
+                records.append(make(created_instant(start, end, form, rng), kind, form=form))
+            else:
+                records.append(make(rng.uniform(start, end), kind))
         self.extend(records, visible_at)
         return records
 
