@@ -55,7 +55,8 @@ def test_snippets_whose_shipper_discards_stderr_log_to_syslog():
         text = (CONF / name).read_text()
         config = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
         assert re.search(r"--log-target[\s,\-]+syslog[\s,\-]+run\b", config), name
-        assert "stderr" in text.split(PACKAGED_COMMAND)[0], name  # the header says why
+        header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+        assert re.search(r"--log-target syslog.*\n?.*stderr|stderr.*\n?.*--log-target syslog", header), name  # says why
     fb = (CONF / "fluent-bit/anthropic-compliance-input.conf").read_text()
     assert "--log-target" not in fb  # Fluent Bit passes stderr on (to the journal under systemd)
 
