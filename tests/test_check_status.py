@@ -85,3 +85,47 @@ def test_status_shows_the_last_error(plugin: Plugin, sim, now):
     assert plugin.run().rc == 69
     doc = json.loads(plugin.run("status", "--json").stdout)
     assert "503" in doc["last_error"] and doc["last_error_at"].endswith("Z")
+    assert doc["error"] == "network" and doc["up"] == 0
+
+
+def test_check_changes_nothing_it_reports_a_missing_state_directory(plugin: Plugin, tmp_path):
+    state_dir = tmp_path / "not-yet" / "deeper"
+    plugin.configure(state={"path": str(state_dir / "default.db")})
+    result = plugin.run("check")
+    s = steps(result.stdout)
+    assert result.rc == 0 and " ok " in s["state"] and "does not exist yet; the first run creates it" in s["state"]
+    assert not (tmp_path / "not-yet").exists()  # check created nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+    assert plugin.run().rc == 0 and state_dir.is_dir()  # run does
+
+
+def test_check_passes_a_key_of_an_unknown_shape_when_the_api_takes_it(plugin: Plugin, model):
+    """Key prefixes can change: the shape is a warning, the API's answer is the verdict."""
+    odd = "sk-ant-compliance07-" + "k" * 60
+    model.keys[odd] = {"read:compliance_activities"}
+    result = plugin.run("check", env=child_env(ANTHROPIC_COMPLIANCE_API_KEY=odd))
+    s = steps(result.stdout)
+    assert result.rc == 0, result.stdout
+    assert " ok " in s["key"] and "warning" in s["key"] and " ok " in s["api"] and odd not in result.stdout.decode()
+    refused = plugin.run("check", env=child_env(ANTHROPIC_COMPLIANCE_API_KEY="sk-ant-compliance07-" + "r" * 60))
+    assert refused.rc == 77 and "the key step warned" in steps(refused.stdout)["api"]
+
+
+def test_state_show_into_a_reader_that_closes_early_is_quiet(plugin: Plugin, model, now):
+    """`state show | head -1`: the reader goes away; no BrokenPipeError traceback."""
+    import subprocess
+
+    model.generate(5, now - 86400, now - 3600)
+    assert plugin.run().rc == 0
+    for argv in (("state", "show"), ("status",), ("status", "--json"), ("key", "status"), ("check",), ("--help",)):
+        shell = subprocess.run(["sh", "-c", '"$@" | head -c 1 >/dev/null', "sh", *plugin.cmd(*argv)],
+                               env=child_env(), capture_output=True, timeout=60)
+        assert b"Traceback" not in shell.stderr and b"Exception ignored" not in shell.stderr, (argv, shell.stderr)
+
+
+def test_run_summary_counters_are_json_fields(plugin: Plugin, model, now):
+    model.generate(12, now - 86400, now - 3600)
+    result = plugin.run("--log-format", "json", "run")
+    summary = [json.loads(line) for line in result.stderr.splitlines() if "run finished" in line]
+    assert len(summary) == 1
+    assert summary[0]["emitted"] == 12 and summary[0]["pages"] >= 1 and summary[0]["requests"] >= 1

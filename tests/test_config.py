@@ -52,3 +52,23 @@ def test_the_shipped_config_lists_every_key_with_its_default():
         assert f"[{section}]" in text
         for name in model.annotation.model_fields:
             assert f"{name} = " in text or f"# {name} = " in text, f"{section}.{name} missing"
+
+
+def test_config_types_are_strict_not_coerced(tmp_path):
+    """`page_size = "100"` is a typo somewhere (a template that quoted every value): refuse it."""
+    from anthropic_compliance_input.config import load_config
+    from anthropic_compliance_input.errors import PluginError
+
+    for section, line in (("api", 'page_size = "100"'), ("api", "timeout_seconds = \"30\""),
+                          ("collect", "interval_seconds = true"), ("output", 'forward_port = "24224"'),
+                          ("api", "max_retries = 3.0")):
+        path = tmp_path / "c.toml"
+        path.write_text(f"[{section}]\n{line}\n")
+        try:
+            load_config(str(path))
+        except PluginError as exc:
+            assert exc.code == 78 and line.split(" =")[0] in exc.message, exc.message
+        else:
+            raise AssertionError(f"{line} was accepted")
+    path.write_text("[api]\npage_size = 100\ntimeout_seconds = 30\n[collect]\ninterval_seconds = 60\n")
+    assert load_config(str(path)).config.api.timeout_seconds == 30.0  # an integer for a float is fine

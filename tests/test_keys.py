@@ -168,3 +168,23 @@ def test_key_set_verify_refuses_a_key_the_api_rejects(plugin: Plugin, tmp_path):
                           env=env, timeout=120, capture_output=True)
     out = done.stdout.decode()
     assert "rc=77" in out and "no key stored" in out and bad not in out + done.stderr.decode()
+
+
+def test_key_set_checks_the_keyring_before_asking_for_the_key(plugin: Plugin):
+    """On a server without a Secret Service, `key set` says so at once: nobody types a key
+    into a prompt only to be told it cannot be kept."""
+    import os
+    import pty
+
+    from helpers import drain_pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(plugin.cmd("key", "set"), env=child_env(**NO_ENV_KEY), stdin=follower,
+                            stdout=follower, stderr=follower)
+    os.close(follower)
+    reader, chunks = drain_pty(leader)
+    proc.wait(timeout=30)  # it does not wait for input
+    reader.join(10)
+    tty = b"".join(chunks).decode()
+    assert proc.returncode == 78 and "OS keyring unusable" in tty and "key file" in tty
+    assert "Compliance API key" not in tty  # no prompt was shown

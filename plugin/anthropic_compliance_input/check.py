@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from .errors import Exit, PluginError
 from .timeutil import format_rfc3339
@@ -18,6 +19,34 @@ def _line(step: str, ok: bool, text: str) -> None:
     from .logs import redact
 
     print(f"{step:<7} {'ok  ' if ok else 'FAIL'}  {redact(text)}", flush=True)
+
+
+def _state_step(cfg: Any, state_dir: Path) -> str:
+    """Writable for real (a probe file, not mode bits), and changing nothing: a missing
+    directory is reported, not created (run creates it), probing where run would create it."""
+    existing = next(p for p in (state_dir, *state_dir.parents) if p.exists())
+    if not existing.is_dir():
+        raise OSError(20, f"{existing} is not a directory")
+    probe = existing / f".check-{os.getpid()}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, b"probe")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        probe.unlink()
+    if existing != state_dir:
+        return (f"{state_dir} does not exist yet; the first run creates it (mode 0700) in {existing}, "
+                "which is writable (probe file written and removed)")
+    from .runner import open_store
+
+    store = open_store(cfg)
+    for path in (store.path, *(store.path.with_name(store.path.name + x) for x in ("-wal", "-shm"))):
+        if path.exists() and not os.access(path, os.W_OK):
+            raise OSError(13, f"{path} is not writable (the database and its -wal and -shm files must be)")
+    state = store.load(readonly=True)
+    where = f"cursor at {format_rfc3339(state.high_water)}" if state else "no state yet (the next run is a first run)"
+    return f"{state_dir} is writable (probe file written and removed); {where}"
 
 
 def check(config_arg: str | None) -> int:
@@ -34,38 +63,22 @@ def check(config_arg: str | None) -> int:
 
     from .keys import find_key, mask, shape_warning
 
-    key = None
+    key, warning = None, None
     try:
         found = find_key(cfg)
         key = found.key
         warning = shape_warning(key)
-        _line("key", warning is None, f"{found.source}: {mask(key)}" + (f" — {warning}" if warning else ""))
-        if warning:
-            failures.append(Exit.CONFIG)
+        # a key of an unknown shape is only a warning here: prefixes change, and the api step
+        # below is the judge (it fails the key if the API refuses it)
+        _line("key", True, f"{found.source}: {mask(key)}" + (f" — warning: {warning}; the api step decides"
+                                                           if warning else ""))
     except PluginError as exc:
         _line("key", False, str(exc))
         failures.append(exc.code)
 
     state_dir = Path(cfg.state.path).parent
     try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        probe = state_dir / f".check-{os.getpid()}"
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, b"probe")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-            probe.unlink()
-        from .runner import open_store
-
-        store = open_store(cfg)
-        for path in (store.path, *(store.path.with_name(store.path.name + x) for x in ("-wal", "-shm"))):
-            if path.exists() and not os.access(path, os.W_OK):
-                raise OSError(13, f"{path} is not writable (the database and its -wal and -shm files must be)")
-        state = store.load(readonly=True)
-        where = f"cursor at {format_rfc3339(state.high_water)}" if state else "no state yet (the next run is a first run)"
-        _line("state", True, f"{state_dir} is writable (probe file written and removed); {where}")
+        _line("state", True, _state_step(cfg, state_dir))
     except OSError as exc:
         _line("state", False, f"{state_dir} is not writable: {exc.strerror} — make it writable by the user the "
                               "shipper runs as (root for Fluent Bit and syslog-ng, vector for Vector)")
@@ -97,6 +110,7 @@ def check(config_arg: str | None) -> int:
                                + (f"; organization {org}" if org else "")
                                + (f"; newest activity {newest}" if newest else "; no activities visible yet") + clock)
         except PluginError as exc:
-            _line("api", False, str(exc))
+            _line("api", False, str(exc) + (f" (the key step warned: {warning})" if warning and exc.code == Exit.NOPERM
+                                            else ""))
             failures.append(exc.code)
     return failures[0] if failures else Exit.OK

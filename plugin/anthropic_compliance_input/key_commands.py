@@ -21,6 +21,7 @@ def _config(config: str | None, profile: str | None) -> Config:
 
 def key_set(config: str | None, profile: str | None, verify: bool) -> int:
     cfg = _config(config, profile)
+    keys.usable_keyring()  # before the prompt: nobody should type a key that cannot be kept
     if sys.stdin.isatty():
         import getpass
 

@@ -153,11 +153,17 @@ def find_key(cfg: Config) -> Found:
     )
 
 
-def store(profile: str, key: str) -> str:
+def usable_keyring() -> tuple[object, str]:
+    """The backend `key set` will store into; checked before the key is asked for."""
     backend, name = keyring_backend()
     if backend is None:
         raise PluginError(Exit.CONFIG, f"OS keyring unusable: {name}",
                           "on a server, use a key file ([key] file) or a systemd credential instead")
+    return backend, name
+
+
+def store(profile: str, key: str) -> str:
+    backend, name = usable_keyring()
     try:
         backend.set_password(KEYRING_SERVICE, profile, key)  # type: ignore[attr-defined]
     except Exception as exc:
