@@ -72,3 +72,23 @@ def test_config_types_are_strict_not_coerced(tmp_path):
             raise AssertionError(f"{line} was accepted")
     path.write_text("[api]\npage_size = 100\ntimeout_seconds = 30\n[collect]\ninterval_seconds = 60\n")
     assert load_config(str(path)).config.api.timeout_seconds == 30.0  # an integer for a float is fine
+
+
+def test_the_prometheus_alert_rules_pass_promtool():
+    """conf/prometheus: stale for 24 h, an error for 15 min, checked and unit-tested by promtool
+    (Debian's prometheus package; CI installs it)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+    from helpers import IN_CI
+
+    promtool = shutil.which("promtool")
+    if promtool is None and not IN_CI:
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    rules = Path(__file__).resolve().parent.parent / "conf" / "prometheus"
+    for argv in (["check", "rules", "anthropic-compliance-input.rules.yml"],
+                 ["test", "rules", "anthropic-compliance-input.rules.test.yml"]):
+        done = subprocess.run([promtool or "promtool", *argv], cwd=rules, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -131,7 +131,7 @@ class Run:
     def attempt(self) -> int:
         store: StateStore | None = None
         locked = False
-        collector: Collector | None = None
+        self.collector: Collector | None = None
         self.health.last_attempt = time.time()
         try:
             cfg = load_config(self.config).config
@@ -147,12 +147,12 @@ class Run:
                 state = _first_or_existing(store, cfg, origin, self.since, self.started)
                 state.totals.add(self.health.unfolded)  # requests of failed attempts nobody recorded
                 self.health.unfolded = Counters()
-                collector = self._loop(cfg, key.key, store, state, sink)
+                self._loop(cfg, key.key, store, state, sink)
                 return Exit.OK
             finally:
                 sink.close()
         except PluginError as exc:
-            self._failed(exc, store if locked else None, collector)
+            self._failed(exc, store if locked else None, self.collector)
             raise
         finally:
             if store is not None:
@@ -194,13 +194,13 @@ class Run:
         self._write_metrics()
         self._recovered()
 
-    def _loop(self, cfg: Config, key: str, store: StateStore, state: State, sink: Sink) -> Collector:
+    def _loop(self, cfg: Config, key: str, store: StateStore, state: State, sink: Sink) -> None:
         gc.freeze()  # the modules and pydantic schemas loaded so far live as long as the process:
         # keep the collector from walking them on every full collection (~0.5 µs an activity)
         stopper, total = self.stopper, self.total
         client = Client(cfg.api, key, total)
         progress = Progress(self.started) if sys.stderr.isatty() else None
-        collector = Collector(cfg, client, store, state, sink, stopper, progress)
+        collector = self.collector = Collector(cfg, client, store, state, sink, stopper, progress)
         self.summary = True
         try:
             while True:
@@ -222,12 +222,12 @@ class Run:
                     _add_deliveries(total, collector.counters)  # a poll cut short counts what it did
                     self.high_water = collector.state.high_water
                 if not self.is_follow or self.stopped:
-                    return collector
+                    return
                 try:
                     stopper.sleep(cfg.collect.interval_seconds)
                 except Interrupted:
                     self.stopped = stopper.reason
-                    return collector
+                    return
                 if stopper.reload:
                     stopper.reload = False
                     reopen()
@@ -241,7 +241,8 @@ class Run:
                         client = Client(cfg.api, key, total)
                         sink = make_sink(cfg.output)
                         collector.rejects.close()
-                        collector = Collector(cfg, client, store, collector.state, sink, stopper, progress)
+                        collector = self.collector = Collector(cfg, client, store, collector.state, sink, stopper,
+                                                               progress)
         except PluginError:
             self.summary = self.is_follow
             raise
