@@ -68,7 +68,9 @@ def test_state_reset_requires_since_or_yes_and_then_redelivers(plugin: Plugin, m
     reset = plugin.run("state", "reset", "--since", "4h")
     assert reset.rc == 0 and b"next run delivers everything from" in reset.stdout
     assert sorted(plugin.run().ids) == sorted(r["id"] for r in records)
-    assert plugin.run("state", "reset", "--yes").rc == 0 and not plugin.state_path.exists()
+    reset = plugin.run("state", "reset", "--yes")
+    assert reset.rc == 0 and not plugin.state_path.exists()
+    assert reset.stdout.decode().strip() == "state deleted: the next run starts 4 days back"  # initial_lookback 4d
 
 
 @needs_root

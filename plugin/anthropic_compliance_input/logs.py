@@ -125,7 +125,7 @@ def check_target(target: str) -> str:
     raise ValueError(f"must be {TARGET_HELP}")
 
 
-_current = {"level": "info", "format": "text", "target": "stderr", "explicit": False}
+_current: dict[str, Any] = {"level": "info", "format": "text", "target": "stderr", "explicit": False}
 
 
 def setup(level: str = "info", fmt: str = "text", target: str | None = None) -> None:
@@ -148,12 +148,14 @@ def use_config_target(target: str | None) -> None:
     if not target or _current["explicit"] or target == _current["target"]:
         return
     try:
-        handler = _handler(target, str(_current["format"]))
+        handler = _handler(target, _current["format"])
     except ValueError as exc:
-        log.error("[log] target: %s; logging to %s", exc, _current["target"])
+        if _current.get("failed") != target:  # --follow retries: say it once
+            log.error("[log] target: %s; logging to %s", exc, _current["target"])
+        _current["failed"] = target
         return
     _current["target"] = target
-    _install(handler, str(_current["level"]))
+    _install(handler, _current["level"])
 
 
 def reopen() -> None:

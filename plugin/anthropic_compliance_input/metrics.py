@@ -7,7 +7,6 @@ error gauge names the condition that holds now, so an alert can say what to fix.
 
 from __future__ import annotations
 
-import time
 from typing import Iterator
 
 from prometheus_client import CollectorRegistry, write_to_textfile
@@ -75,7 +74,3 @@ def write(path: str, health: Health) -> str | None:
     except OSError as exc:
         return f"cannot write the metrics file {path}: {exc.strerror or exc}"
     return None
-
-
-def now() -> float:
-    return time.time()

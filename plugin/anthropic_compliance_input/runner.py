@@ -77,6 +77,7 @@ class Run:
         self.summary = False
         self.failures = 0  # in a row: sets the --follow backoff
         self.logged: tuple[str, float] | None = None  # the error last logged, and when
+        self.metrics_problem: str | None = None
 
     def follow(self) -> int:
         while True:
@@ -88,7 +89,7 @@ class Run:
                 if exc.code in (Exit.USAGE, Exit.IOERR) or (exc.code == Exit.DATAERR and not isinstance(exc, ApiError)):
                     return self._give_up(exc)
                 self.failures += 1
-                delay = min(5.0 * 2 ** (self.failures - 1), max(self.interval, 5.0))
+                delay = min(5.0 * 2 ** min(self.failures - 1, 20), max(self.interval, 5.0))
                 self._log_episode(exc, delay)
             try:
                 self.stopper.sleep(delay)
@@ -96,14 +97,20 @@ class Run:
                 self.stopped = self.stopper.reason
                 self.summary = True
                 return Exit.OK
+            if self.stopper.reload:  # SIGHUP: retry now; the attempt re-reads the config anyway
+                self.stopper.reload = False
+                reopen()
 
     def _give_up(self, exc: PluginError) -> int:
         """Only an operator can fix these. A corrupt state waits a minute first, so a shipper
         that restarts its child at once (syslog-ng) does not spin."""
         if exc.code == Exit.DATAERR:
             log.error("%s; exiting in 60 s (only an operator can fix this)", exc)
+            end = time.monotonic() + 60
             try:
-                self.stopper.sleep(60)
+                while (left := end - time.monotonic()) > 0:
+                    self.stopper.reload = False  # a SIGHUP does not shorten it
+                    self.stopper.sleep(left)
             except Interrupted:
                 pass
             return int(exc.code)
@@ -183,8 +190,9 @@ class Run:
     def _write_metrics(self) -> None:
         if self.metrics_path:
             problem = metrics.write(self.metrics_path, self.health)
-            if problem:
-                log.warning("%s", problem)
+            if problem and problem != self.metrics_problem:  # once, not every poll
+                log.warning("%s; the run goes on", problem)
+            self.metrics_problem = problem
 
     def _polled(self, collector: Collector) -> None:
         self.health.state, self.health.error = collector.state, None

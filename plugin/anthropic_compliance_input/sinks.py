@@ -15,7 +15,7 @@ import orjson
 
 from .config import OutputConfig
 from .errors import Exit, PluginError
-from .timeutil import format_rfc3339, parse_rfc3339
+from .timeutil import epoch_ns, format_rfc3339
 
 BATCH_BYTES = 1 << 16  # one write(2) per 64 KB of lines: a stop lands between batches
 
@@ -119,9 +119,8 @@ class ForwardSink:
             if done and stop():
                 return done
             try:
-                moment = parse_rfc3339(record["created_at"])
-                seconds, nanos = int(moment.timestamp()), moment.microsecond * 1000
-            except (KeyError, TypeError, ValueError):
+                seconds, nanos = epoch_ns(record["created_at"])
+            except (KeyError, TypeError, ValueError, OverflowError):
                 seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
             try:
                 ok = self.sender.emit_with_time(None, EventTime(seconds, nanos), record)

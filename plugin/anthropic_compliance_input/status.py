@@ -16,7 +16,7 @@ from .config import load_config
 from .errors import Exit, PluginError
 from .runner import open_store, since_arg
 from .state import VERSION
-from .timeutil import format_rfc3339, human_duration, parse_duration
+from .timeutil import format_rfc3339, parse_duration, spoken_duration
 
 
 
@@ -114,7 +114,7 @@ def reset(config: str | None, since: str | None, yes: bool) -> int:
         else:
             existed = store.delete()
             print(f"state {'deleted' if existed else 'was already absent'}: the next run starts "
-                  f"{human_duration(cfg.collect.initial_lookback.total_seconds())} back")
+                  f"{spoken_duration(cfg.collect.initial_lookback.total_seconds())} back")
     finally:
         store.close()
     return Exit.OK

@@ -29,6 +29,15 @@ def parse_rfc3339(text: str) -> datetime:
         raise ValueError(f"timestamp out of range: {text!r}") from None
 
 
+def epoch_ns(text: str) -> tuple[int, int]:
+    """Whole seconds and nanoseconds, exact for all 9 fraction digits (a float or a datetime
+    keeps only microseconds): the forward output's EventTime must equal created_at."""
+    moment = parse_rfc3339(text)
+    fraction = re.match(r"\.(\d+)", text[19:])
+    nanos = int(fraction.group(1)[:9].ljust(9, "0")) if fraction else 0
+    return int(moment.replace(microsecond=0).timestamp()), nanos
+
+
 def epoch(text: str) -> float:
     try:
         return parse_rfc3339(text).timestamp()
@@ -124,3 +133,10 @@ def human_duration(seconds: float) -> str:
         if whole >= size and whole % size == 0:
             return f"{whole // size}{unit}"
     return f"{whole}s"
+
+
+def spoken_duration(seconds: float) -> str:
+    """human_duration in words, for sentences: '24 hours', '7 days', '90 minutes', '1 second'."""
+    short = human_duration(seconds)
+    count, unit = int(short[:-1]), {"d": "day", "h": "hour", "m": "minute", "s": "second"}[short[-1]]
+    return f"{count} {unit}{'' if count == 1 else 's'}"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgpack
 
+from anthropic_compliance_input.timeutil import parse_rfc3339
 from helpers import Plugin
 
 DAY = 86400.0
@@ -73,9 +74,10 @@ def test_forward_output_sends_records_with_created_at_as_event_time(plugin: Plug
     assert sorted(e[2]["id"] for e in receiver.events) == sorted(by_id)
     for tag, (sec, nsec), record in receiver.events:
         assert tag == "anthropic.activity" and record == by_id[record["id"]]
-        frac = record["created_at"].split(".")[1].rstrip("Z")
-        assert nsec == int(frac.ljust(9, "0"))  # sub-second precision, no float rounding
-        assert time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) == record["created_at"][:19]
+        text = record["created_at"]  # any RFC 3339 form: whole seconds, 1-9 digits, an offset
+        frac = text[20:].rstrip("Z").split("+")[0].split("-")[0] if text[19] == "." else ""
+        assert nsec == int(frac.ljust(9, "0") or 0)  # sub-second precision, no float rounding
+        assert sec == int(parse_rfc3339(text).timestamp())
 
 
 def test_forward_output_failure_leaves_the_cursor_where_it_was(plugin: Plugin, model, now):
