@@ -226,6 +226,8 @@ class Run:
                         raise PluginError(code, f"the API was still failing when the run stopped ({self.stopped}): "
                                           f"{cause}", "the cursor did not move; see the retries logged above",
                                           "rate_limited" if code == Exit.TEMPFAIL else None) from None
+                    self.health.state = collector.state  # the pages committed before the stop
+                    self._write_metrics()
                 finally:
                     _add_deliveries(total, collector.counters)  # a poll cut short counts what it did
                     self.high_water = collector.state.high_water
