@@ -129,7 +129,7 @@ def test_follow_keeps_going_through_an_api_outage(plugin: Plugin, model, sim, no
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and len(out.splitlines()) == 20
-    assert err.count(b"retrying in 5s") == 1 and b"recovered: network" in err
+    assert err.count(b"retrying every 5s") == 1 and b"recovered: network" in err
 
 
 def test_the_key_appears_nowhere(plugin: Plugin, model, sim, now, tmp_path):

@@ -21,8 +21,8 @@ P = "anthropic_compliance_input_"
 class Follower:
     """The plugin under --follow, its stdout drained as a shipper would."""
 
-    def __init__(self, plugin: Plugin, env: dict[str, str]) -> None:
-        self.proc = plugin.start("--log-format", "json", "run", "--follow", env=env)
+    def __init__(self, plugin: Plugin, env: dict[str, str], *args: str) -> None:
+        self.proc = plugin.start("--log-format", "json", "run", "--follow", *args, env=env)
         self.out: list[bytes] = []
         self.reader = threading.Thread(target=lambda: self.out.extend(iter(self.proc.stdout.readline, b"")))
         self.reader.start()
@@ -108,3 +108,62 @@ def test_follow_outlasts_every_condition_that_can_heal(plugin: Plugin, model, si
     assert all(e["level"] != "error" or "error" in e for e in logs), err  # no other error lines
     m = read_metrics(metrics)
     assert m[P + "activities_emitted_total"] == len(got)
+
+
+def test_follow_since_counts_from_the_start_and_is_spent_after_the_first_poll(plugin: Plugin, model, sim, tmp_path):
+    """`run --follow --since 1h` with no key yet: the window still starts an hour before the
+    process did; and once the state exists, a later failure does not turn --since into a
+    usage error (exit 64 would make syslog-ng restart it in a tight loop)."""
+    key_file = tmp_path / "api-key"
+    plugin.configure(key={"file": str(key_file)}, api={"max_retries": 0},
+                     collect={"interval_seconds": 1, "settle_delay_seconds": 1})
+    started = time.time()
+    follower = Follower(plugin, child_env(ANTHROPIC_COMPLIANCE_API_KEY=None), "--since", "1h")
+    time.sleep(4)
+    key_file.write_text(KEY + "\n")
+    key_file.chmod(0o600)
+    wait_until(lambda: plugin.state_path.exists(), 15, "the first poll")
+    assert plugin.state()["origin"] <= _iso(started - 3600 + 2)  # the process's start, not the key's arrival
+    sim.faults = lambda n: "503"
+    time.sleep(7)
+    sim.faults = None
+    time.sleep(6)
+    assert follower.proc.poll() is None
+    err = follower.stop()
+    assert follower.proc.returncode == 0 and "--since applies to a first run only" not in err
+
+
+def test_a_state_deleted_while_follow_waits_to_retry_is_not_a_first_run(plugin: Plugin, model, sim, now):
+    model.generate(20, now - DAY, now - 3600)
+    plugin.configure(api={"max_retries": 0}, collect={"interval_seconds": 1, "settle_delay_seconds": 1})
+    follower = Follower(plugin, child_env())
+    wait_until(lambda: len(follower.out) == 20, 15, "the first delivery")
+    sim.faults = lambda n: "503"
+    time.sleep(3)  # failing now, waiting to retry
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{plugin.state_path}{suffix}").unlink(missing_ok=True)
+    sim.faults = None
+    time.sleep(8)
+    assert len(follower.out) == 20  # nothing delivered again from initial_lookback
+    err = follower.stop()
+    assert follower.proc.returncode == 65 and "deleted while the collector ran" in err
+
+
+def test_a_new_problem_with_the_same_reason_is_logged(plugin: Plugin, tmp_path):
+    """A missing key file, then a broken config: both `config`, each logged once."""
+    key_file = tmp_path / "missing-key"
+    plugin.configure(key={"file": str(key_file)}, collect={"interval_seconds": 1})
+    follower = Follower(plugin, child_env(ANTHROPIC_COMPLIANCE_API_KEY=None))
+    time.sleep(3)
+    plugin.config_path.write_text(plugin.config_path.read_text() + '\n[output]\nforward_port = "x"\n')
+    time.sleep(7)
+    err = follower.stop()
+    errors = [json.loads(line) for line in err.splitlines() if '"level":"error"' in line]
+    assert [e["error"] for e in errors] == ["config", "config"], err
+    assert "does not exist" in errors[0]["message"] and "forward_port" in errors[1]["message"]
+
+
+def _iso(moment: float) -> str:
+    from anthropic_compliance_input.timeutil import format_rfc3339
+
+    return format_rfc3339(moment)

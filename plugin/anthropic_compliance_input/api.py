@@ -10,6 +10,7 @@ A failed request never returns a page, so it can never move the cursor.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -53,7 +54,9 @@ class _Retry(Retry):
             self.client.counters.retries += 1
             if _pool is not None:  # urllib3 sends the retry itself; get_page counts its own resends
                 self.client.counters.requests += 1
-        log.warning("request failed (%s); retry %d of %s", cause, len(new.history), self._budget())
+        quiet = self.client is not None and self.client.quiet
+        log.log(logging.DEBUG if quiet else logging.WARNING, "request failed (%s); retry %d of %s", cause,
+                len(new.history), self._budget())
         return new
 
     def _budget(self) -> str:
@@ -122,9 +125,11 @@ def _error_details(content: bytes) -> tuple[str, str]:
 
 
 class Client:
-    def __init__(self, api: ApiConfig, key: str, counters: Counters | None = None) -> None:
-        """`counters`: shared by every client of a run, so a reload keeps the run's totals."""
+    def __init__(self, api: ApiConfig, key: str, counters: Counters | None = None, quiet: bool = False) -> None:
+        """`counters`: shared by every client of a run, so a reload keeps the run's totals.
+        `quiet`: retries at debug level (--follow has logged the episode they belong to)."""
         self.api = api
+        self.quiet = quiet
         self.counters = counters if counters is not None else Counters()
         self.failing: tuple[Exit, str] | None = None  # a failure being retried right now: code, cause
         self.last_request_id: str | None = None

@@ -12,6 +12,7 @@ import json
 import logging
 import logging.handlers
 import os
+import stat
 import sys
 import time
 from typing import Any
@@ -57,25 +58,35 @@ class _Formatter(logging.Formatter):
 
 
 class _OneLineErrors:
-    """A handler that cannot write says so in one line on stderr, not logging's traceback."""
+    """A handler that cannot write says so on stderr, with the message it could not write,
+    in one line, not logging's traceback."""
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
         exc = sys.exc_info()[1]
         try:
-            sys.stderr.write(f"{IDENT}: cannot write the log ({self}): {exc}\n")
+            message = redact(record.getMessage()).replace("\n", " ")
+            sys.stderr.write(f"{IDENT}: cannot write the log ({exc}): {record.levelname} {message}\n")
         except (OSError, ValueError):
             pass
 
 
+SYSLOG_SEND_TIMEOUT = 1.0  # a syslog daemon that stops reading must not stop the collector
+
+
 class _Syslog(_OneLineErrors, logging.handlers.SysLogHandler):
-    pass
+    def _connect_unixsocket(self, address: Any) -> None:
+        super()._connect_unixsocket(address)
+        # a full datagram queue blocks send() for ever, and a stop signal cannot cut it short
+        self.socket.settimeout(SYSLOG_SEND_TIMEOUT)
 
 
 class _File(_OneLineErrors, logging.handlers.WatchedFileHandler):
     """Appended, mode 0640; reopened when logrotate moves the file (and on reopen())."""
 
     def _open(self) -> Any:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        # O_NONBLOCK for the open only: a FIFO without a reader fails (ENXIO) instead of hanging
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
+        os.set_blocking(fd, True)
         return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
 
     def reopen(self) -> None:
@@ -101,7 +112,12 @@ def _handler(target: str, fmt: str) -> logging.Handler:
     elif target == "syslog":
         address = os.environ.get(SYSLOG_SOCKET_ENV) or SYSLOG_SOCKET
         try:
+            if not stat.S_ISSOCK(os.stat(address).st_mode):  # SysLogHandler would not say
+                raise OSError(0, "not a socket")
             handler = _Syslog(address=address, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+            if handler.socket is None or handler.socket.fileno() < 0:  # it swallows a failed connect
+                handler.close()
+                raise OSError(0, "nothing listens there")
         except OSError as exc:
             raise ValueError(f"no syslog socket at {address}: {exc.strerror or exc}") from None
         handler.ident = f"{IDENT}[{os.getpid()}]: "

@@ -20,7 +20,7 @@ from . import metrics
 from .logs import log, reopen, use_config_target
 from .metrics import Health
 from .sinks import Sink, make_sink
-from .state import Counters, State, StateStore
+from .state import Counters, State, StateLost, StateStore
 from .stop import Stopper
 from .timeutil import format_rfc3339
 
@@ -43,9 +43,10 @@ def open_store(cfg: Config) -> StateStore:
 def run(config: str | None, follow: bool = False, since: str | None = None, max_runtime: float | None = None,
         stdout_closed: bool = False) -> int:
     started = time.time()
+    origin = since_arg(since) if since else None  # from the start, however long the first attempt waits
     stopper = Stopper()
     stopper.install(max_runtime)
-    run = Run(config, follow, since, stdout_closed, started, stopper)
+    run = Run(config, follow, since, origin, stdout_closed, started, stopper)
     try:
         return run.follow() if follow else run.attempt()
     finally:
@@ -63,9 +64,11 @@ class Run:
     operator can fix a key, a config, a disk or a network without restarting the shipper.
     """
 
-    def __init__(self, config: str | None, follow: bool, since: str | None, stdout_closed: bool,
-                 started: float, stopper: Stopper) -> None:
+    def __init__(self, config: str | None, follow: bool, since: str | None, origin: float | None,
+                 stdout_closed: bool, started: float, stopper: Stopper) -> None:
         self.config, self.is_follow, self.since, self.stdout_closed = config, follow, since, stdout_closed
+        self.origin = origin
+        self.had_state = False  # a state this run has used: it must not vanish between attempts
         self.started, self.stopper = started, stopper
         self.health = Health()
         self.metrics_path: str | None = None
@@ -76,7 +79,7 @@ class Run:
         self.stopped: str | None = None
         self.summary = False
         self.failures = 0  # in a row: sets the --follow backoff
-        self.logged: tuple[str, float] | None = None  # the error last logged, and when
+        self.logged: tuple[str, float, tuple[str, str]] | None = None  # the reason last logged, when, what
         self.metrics_problem: str | None = None
 
     def follow(self) -> int:
@@ -119,14 +122,17 @@ class Run:
     def _log_episode(self, exc: PluginError, delay: float) -> None:
         """Once per condition, then every 10 minutes while it lasts: a restart storm of the
         same line helps nobody, silence hides an outage."""
-        now = time.monotonic()
+        now, episode = time.monotonic(), (exc.reason, exc.hint or exc.message)  # not the ids in a message
         if self.logged is not None and self.logged[0] != exc.reason:
-            self._recovered()  # that condition cleared; another one holds now
-        if self.logged is None or now - self.logged[1] >= 600:
+            log.info("cleared: %s (now failing on %s)", self.logged[0], exc.reason,
+                     extra={"fields": {"recovered": self.logged[0]}})
+            self.logged = None
+        if self.logged is None or self.logged[2] != episode or now - self.logged[1] >= 600:
+            cap = max(self.interval, 5.0)
+            when = f"every {cap:.0f}s" if delay >= cap else f"in {delay:.0f}s, then with a growing delay up to {cap:.0f}s"
             again = " (logged again every 10 minutes while it lasts)" if self.logged is None else ""
-            log.error("%s; retrying in %.0fs, then with a growing delay up to %.0fs%s", exc, delay,
-                      max(self.interval, 5.0), again, extra={"fields": {"error": exc.reason}})
-            self.logged = (exc.reason, now)
+            log.error("%s; retrying %s%s", exc, when, again, extra={"fields": {"error": exc.reason}})
+            self.logged = (exc.reason, now, episode)
         else:
             log.debug("still failing (%s); retrying in %.0fs", exc.reason, delay)
 
@@ -144,14 +150,14 @@ class Run:
             cfg = load_config(self.config).config
             use_config_target(cfg.log.target)
             self.metrics_path, self.interval = cfg.metrics.textfile, cfg.collect.interval_seconds
-            origin = since_arg(self.since) if self.since else None
             key = find_key(cfg)
             sink = make_sink(cfg.output, self.stdout_closed)  # before the state: a closed stdout commits nothing
             try:
                 store = open_store(cfg)
                 store.lock()
                 locked = True
-                state = _first_or_existing(store, cfg, origin, self.since, self.started)
+                state = _first_or_existing(store, cfg, self.origin, self.since, self.started, self.had_state)
+                self.had_state, self.origin = True, None  # --since is spent once a state exists
                 state.totals.add(self.health.unfolded)  # requests of failed attempts nobody recorded
                 self.health.unfolded = Counters()
                 self._loop(cfg, key.key, store, state, sink)
@@ -206,7 +212,7 @@ class Run:
         gc.freeze()  # the modules and pydantic schemas loaded so far live as long as the process:
         # keep the collector from walking them on every full collection (~0.5 µs an activity)
         stopper, total = self.stopper, self.total
-        client = Client(cfg.api, key, total)
+        client = Client(cfg.api, key, total, quiet=self.logged is not None)  # the episode is logged already
         progress = Progress(self.started) if sys.stderr.isatty() else None
         collector = self.collector = Collector(cfg, client, store, state, sink, stopper, progress)
         self.summary = True
@@ -248,7 +254,7 @@ class Run:
                         self.metrics_path, self.interval = cfg.metrics.textfile, cfg.collect.interval_seconds
                         client.close()
                         sink.close()
-                        client = Client(cfg.api, key, total)
+                        client = Client(cfg.api, key, total, quiet=self.logged is not None)
                         sink = make_sink(cfg.output)
                         collector.rejects.close()
                         collector = self.collector = Collector(cfg, client, store, collector.state, sink, stopper,
@@ -268,14 +274,16 @@ class Run:
                       requests=t.requests, retries=t.retries, duration=round(time.time() - self.started, 2),
                       high_water=format_rfc3339(self.high_water) if self.high_water is not None else None,
                       last_request_id=self.last_request_id, stopped=self.stopped)
-        text = " ".join(f"{k}={v}" + ("s" if k == "duration" else "") for k, v in fields.items()
-                        if v is not None or k != "stopped")
+        text = " ".join(f"{k}={v}" + ("s" if k == "duration" else "") for k, v in fields.items() if v is not None)
         log.info("run finished: %s", text, extra={"fields": fields})
 
 
 def _first_or_existing(store: StateStore, cfg: Config, origin: float | None, since: str | None,
-                       started: float) -> State:
+                       started: float, had_state: bool = False) -> State:
     state = store.load()
+    if state is None and had_state:  # deleted while --follow waited to retry: not a first run
+        raise StateLost(Exit.DATAERR, f"the state {store.path} was deleted while the collector ran",
+                        f"restore it from a backup, or `{NAME} state reset --since <last good time>`")
     if state is None:
         state = State.starting_at(origin if origin is not None else started - cfg.collect.initial_lookback.total_seconds())
         store.commit(state)  # the origin must survive a crash before the first page
