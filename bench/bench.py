@@ -46,16 +46,27 @@ def _peak_rss(pid: int, box: list[int]) -> None:
         time.sleep(0.005)
 
 
-def run_child(cmd: list[str]) -> tuple[float, float, int, str]:
-    """Wall seconds, CPU seconds (user+sys), peak RSS (KiB) and stderr of one child process."""
+def run_child(cmd: list[str], reader: bool = False) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds (user+sys), peak RSS (KiB) and stderr of one child process.
+    `reader`: stdout is a pipe drained by another process (`cat`), as under a shipper; the
+    kernel's copy into the pipe then counts, as the socket's does for the forward output."""
     with tempfile.TemporaryFile() as err:
+        drain, out = None, subprocess.DEVNULL
+        if reader:
+            read_end, out = os.pipe()
+            drain = subprocess.Popen(["cat"], stdin=read_end, stdout=subprocess.DEVNULL)
+            os.close(read_end)
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, env=ENV, stdout=out, stderr=err)
+        if drain:
+            os.close(out)
         peak = [0]
         watcher = threading.Thread(target=_peak_rss, args=(proc.pid, peak), daemon=True)
         watcher.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
+        if drain:
+            drain.wait()
         watcher.join()
         err.seek(0)
         text = err.read().decode()
@@ -137,6 +148,36 @@ for path in sys.argv[1:]:
 """
 
 
+ACK_RECEIVER = """
+import socket, sys, threading, msgpack
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+print(srv.getsockname()[1], flush=True)
+def serve(conn):
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=64 << 20)
+    while data := conn.recv(1 << 20):
+        unpacker.feed(data)
+        for message in unpacker:
+            conn.sendall(msgpack.packb({"ack": message[2]["chunk"]}))
+while True:
+    threading.Thread(target=serve, args=(srv.accept()[0],), daemon=True).start()
+"""
+
+
+@contextmanager
+def ack_receiver() -> Iterator[int]:
+    """A forward input that acks every chunk, in its own process (its CPU is not the plugin's)."""
+    proc = subprocess.Popen([sys.executable, "-c", ACK_RECEIVER], env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        yield int(proc.stdout.readline())
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def n_per_cpu(result: tuple[float, float, int, str]) -> float:
+    return emitted(result[3]) / result[1]
+
+
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="aci-bench-"))
     import anthropic_compliance_input
@@ -205,6 +246,19 @@ def main() -> None:
     e, i = statistics.median(empty), statistics.median(imports)
     rows.append(("run that finds nothing new (median of 11)", f"{e * 1000:.0f} ms wall", f"{e / i:.2f}x import baseline (target <= 2x)"))
     rows.append(("python3 -c 'import requests, pydantic'", f"{i * 1000:.0f} ms wall", ""))
+
+    # 5. acknowledged forward output next to stdout, on the same 100,000 activities
+    with simulator(100_000) as url, ack_receiver() as port:
+        out_cpu, fwd_cpu = [], []
+        for i in range(3):  # interleaved
+            cfg = config(tmp, url, f"out{i}")
+            out_cpu.append(n_per_cpu(run_child(PLUGIN + ["--config", str(cfg), "run"], reader=True)))
+            cfg = config(tmp, url, f"fwd{i}")
+            cfg.write_text(cfg.read_text() + f'[output]\nmode = "forward"\nforward_port = {port}\n')
+            fwd_cpu.append(n_per_cpu(run_child(PLUGIN + ["--config", str(cfg), "run"])))
+    o, f = statistics.median(out_cpu), statistics.median(fwd_cpu)
+    rows.append(("stdout into a reading pipe: activities per CPU-second (median of 3)", f"{o:,.0f}", ""))
+    rows.append(("forward with acks: activities per CPU-second", f"{f:,.0f}", f"{f / o:.2f}x stdout (target >= 1x)"))
 
     width = max(len(r[0]) for r in rows)
     print(f"\n| {'measure':<{width}} | result | target / ratio |")

@@ -204,7 +204,7 @@ class Collector:
                         self.store.rejected_path)
         self.rejects.write(plan.rejects)
         records = plan.records
-        items = map(encode, records) if self.sink.wants_lines else records
+        items = map(encode, records) if self.sink.wants_lines else plan.timed
         with self.stopper.writing():
             written = self.sink.write(items, lambda: self.stopper.requested)
         done = plan.outcome(None if written == len(records) else written)

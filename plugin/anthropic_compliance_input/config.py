@@ -146,6 +146,10 @@ class OutputConfig(_Section):
     forward_port: int = Field(24224, ge=1, le=65535)
     forward_tag: str = Field("anthropic.activity", min_length=1)
     forward_timeout_seconds: float = Field(3.0, gt=0, le=600)
+    forward_require_ack: bool = True  # commit only what the receiver acknowledged
+    forward_ack_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # Fluent Bit's forward input drops a connection whose message exceeds Buffer_Max_Size (6 MB)
+    forward_chunk_max_bytes: int = Field(4 << 20, ge=4096, le=64 << 20)
 
 
 class LogConfig(_Section):

@@ -75,6 +75,12 @@ class Plan:
         return [s[1] for s in self.steps if s[2] is None]
 
     @property
+    def timed(self) -> list[tuple[Any, float | None]]:
+        """What to emit, each with its created_at in epoch seconds when the plan read it (for the
+        forward output's event time: a page's dates are parsed once)."""
+        return [(s[1], s[5]) for s in self.steps if s[2] is None]
+
+    @property
     def rejects(self) -> list[tuple[Any, str]]:
         return [(s[1], s[2]) for s in self.steps if s[2] is not None]
 

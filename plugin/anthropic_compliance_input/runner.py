@@ -151,7 +151,7 @@ class Run:
             use_config_target(cfg.log.target)
             self.metrics_path, self.interval = cfg.metrics.textfile, cfg.collect.interval_seconds
             key = find_key(cfg)
-            sink = make_sink(cfg.output, self.stdout_closed)  # before the state: a closed stdout commits nothing
+            sink = make_sink(cfg, self.stdout_closed, self.stopper.waiting)  # before the state: a closed stdout commits nothing
             try:
                 store = open_store(cfg)
                 store.lock()
@@ -255,7 +255,7 @@ class Run:
                         client.close()
                         sink.close()
                         client = Client(cfg.api, key, total, quiet=self.logged is not None)
-                        sink = make_sink(cfg.output)
+                        sink = make_sink(cfg, waiting=stopper.waiting)
                         collector.rejects.close()
                         collector = self.collector = Collector(cfg, client, store, collector.state, sink, stopper,
                                                                progress)

@@ -112,10 +112,11 @@ class ForwardSink:
             forward_packet_error=False,
         )
 
-    def write(self, records: list[Any], stop: Callable[[], bool]) -> int:
+    def write(self, records: list[tuple[Any, float | None]], stop: Callable[[], bool]) -> int:
+        """`records`: (record, created_at as epoch seconds or None) pairs."""
         from fluent.sender import EventTime
 
-        for done, record in enumerate(records):
+        for done, (record, _) in enumerate(records):
             if done and stop():
                 return done
             try:
@@ -140,11 +141,19 @@ class ForwardSink:
         self.sender.close()
 
 
-Sink = StdoutSink | ForwardSink  # lines, or records with their event time: never both
+Sink = Any  # StdoutSink (lines), ForwardSink or forward.AckedForwardSink (records with their event time)
 
 
-def make_sink(out: OutputConfig, stdout_closed: bool = False) -> Sink:
-    return ForwardSink(out) if out.mode == "forward" else StdoutSink(closed_at_start=stdout_closed)
+def make_sink(cfg: Any, stdout_closed: bool = False, waiting: Any = None) -> Sink:
+    """`cfg`: the whole Config (the acknowledged sender retries with the [api] policy)."""
+    out = cfg.output
+    if out.mode != "forward":
+        return StdoutSink(closed_at_start=stdout_closed)
+    if not out.forward_require_ack:
+        return ForwardSink(out)
+    from .forward import AckedForwardSink
+
+    return AckedForwardSink(out, waiting, cfg.api.max_retries, cfg.api.retry_backoff_seconds)
 
 
 class RejectFile:

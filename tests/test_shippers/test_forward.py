@@ -4,62 +4,13 @@ the event time, a receiver that is down, a unix socket. (Into a real Fluent Bit:
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from pathlib import Path
-
-import msgpack
 
 from anthropic_compliance_input.timeutil import parse_rfc3339
+from forward_receiver import ForwardReceiver
 from helpers import Plugin
 
 DAY = 86400.0
-
-
-class ForwardReceiver:
-    """A minimal Forward-protocol listener (msgpack Message mode) that records what arrives."""
-
-    def __init__(self, unix_path: Path | None = None) -> None:
-        if unix_path:
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.bind(str(unix_path))
-        else:
-            self.sock = socket.socket()
-            self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.port = None if unix_path else self.sock.getsockname()[1]
-        self.events: list[tuple[str, tuple[int, int], dict]] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
-
-    def _read(self, conn: socket.socket) -> None:
-        def ext(code: int, data: bytes):
-            return (int.from_bytes(data[:4], "big"), int.from_bytes(data[4:], "big")) if code == 0 else data
-
-        unpacker = msgpack.Unpacker(ext_hook=ext, raw=False, strict_map_key=False)
-        while chunk := conn.recv(65536):
-            unpacker.feed(chunk)
-            for tag, when, record in unpacker:
-                self.events.append((tag, when, record))
-
-    def wait_for(self, count: int, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.events) < count:
-            if time.monotonic() >= deadline:
-                ids = [record.get("id") for _, _, record in self.events]
-                raise AssertionError(f"forward receiver: waited {timeout} s for {count} events, got "
-                                     f"{len(ids)} ({len(set(ids))} distinct ids, the last: {ids[-3:]})")
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_forward_output_sends_records_with_created_at_as_event_time(plugin: Plugin, model, now):

@@ -64,3 +64,18 @@ def test_snippets_whose_shipper_discards_stderr_log_to_syslog():
 def test_fluent_bit_parser_reads_every_form():
     parser = (CONF / "fluent-bit/parsers-anthropic-compliance-input.conf").read_text()
     assert "Time_Format %Y-%m-%dT%H:%M:%S.%L%z" in parser and "Time_Strict Off" in parser
+
+
+def test_forward_snippets_say_what_is_guaranteed_end_to_end():
+    for name in ("fluent-bit/anthropic-compliance-input-forward.conf", "fluentd/anthropic-compliance-input-forward.conf",
+                 "vector/anthropic-compliance-input-forward.yaml"):
+        header = "\n".join(line for line in (CONF / name).read_text().splitlines() if line.startswith("#"))
+        assert "Guaranteed end to end" in header and "Not guaranteed" in header and "at least" in header, name
+    fb = (CONF / "fluent-bit/anthropic-compliance-input-forward.conf").read_text()
+    assert re.search(r"^\s+storage.type\s+filesystem$", fb, re.M) and re.search(r"^\s+Buffer_Max_Size\s+6M$", fb, re.M)
+    fb_yaml = (CONF / "fluent-bit/anthropic-compliance-input-forward.yaml").read_text()
+    assert "storage.type: filesystem" in fb_yaml and "storage.path:" in fb_yaml
+    vector = (CONF / "vector/anthropic-compliance-input-forward.yaml").read_text()
+    assert re.search(r"acknowledgements:\n\s+enabled: true", vector) and "type: disk" in vector
+    unit = (CONF / "systemd/anthropic-compliance-input.service").read_text()
+    assert "run --follow" in unit and "acknowledged" in unit.lower()

@@ -1,0 +1,174 @@
+"""Acknowledged delivery over the Fluent forward protocol: the cursor moves only when the
+receiver (Fluent Bit's or Fluentd's `forward` input, Vector's `fluent` source) has the records.
+
+Each page goes out as Forward-mode messages, `[tag, [[EventTime, record], ...], {"chunk": id,
+"size": n}]`, of at most forward_chunk_max_bytes each; each waits for `{"ack": id}`. No ack (a
+timeout, a closed connection, another id): reconnect and send the same chunk with the same id
+again (the receiver may get it twice: at least once, never a gap), backing off as urllib3's
+Retry does, within a time budget so that a plain run ends (exit 69) in under two minutes.
+
+fluent-logger has no read side for acks and packs one Message-mode event per record; this is
+the small sender it would take to extend it, written directly with msgpack (its dependency).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import struct
+import time
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Callable, Iterable, Iterator
+
+import msgpack
+from urllib3.util.retry import Retry
+
+from .config import OutputConfig
+from .errors import Exit
+from .logs import log
+from .sinks import DeliveryError, encode
+from .timeutil import epoch_ns
+
+GIVE_UP_AFTER = 90.0  # seconds of failed attempts on one chunk; three 30 s ack timeouts fit
+
+
+_EVENT_TIME = struct.Struct(">BBII")  # fixext 8, type 0: seconds and nanoseconds, big-endian
+
+
+def event_time(record: Any, created: float | None = None) -> bytes:
+    """EventTime, packed: created_at to the nanosecond; a float would lose it, and Fluent Bit
+    drops a float-timed event together with the one after it. `created`: the plan's epoch for
+    it, exact to the microsecond, which is all the API's own form (…:00.123456Z) carries."""
+    text = record.get("created_at") if type(record) is dict else None
+    if created is not None and type(text) is str and len(text) <= 27 and text[-1:] == "Z":
+        seconds, micros = divmod(round(created * 1_000_000), 1_000_000)
+        return _EVENT_TIME.pack(0xD7, 0, seconds & 0xFFFFFFFF, micros * 1000)
+    try:
+        seconds, nanos = epoch_ns(text)  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError, OverflowError):
+        seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    return _EVENT_TIME.pack(0xD7, 0, seconds & 0xFFFFFFFF, nanos)
+
+
+def pack_entry(packer: msgpack.Packer, record: Any, created: float | None = None) -> bytes:
+    """[EventTime, record] (0x92: an array of two), packed without building the pair."""
+    try:
+        return b"\x92" + event_time(record, created) + packer.pack(record)
+    except (OverflowError, ValueError, TypeError):
+        # msgpack has no integer beyond 64 bits: send those as strings rather than stop on one
+        safe = json.loads(encode(record), parse_int=lambda s: int(s) if -(2**63) <= int(s) < 2**64 else s)
+        return b"\x92" + event_time(record, created) + packer.pack(safe)
+
+
+class AckedForwardSink:
+    wants_lines = False
+
+    def __init__(self, out: OutputConfig, waiting: Callable[[], AbstractContextManager[None]] | None = None,
+                 max_retries: int = 8, backoff: float = 0.5) -> None:
+        """`waiting`: marks the ack wait as a stretch a stop may cut short (Stopper.waiting)."""
+        self.out = out
+        self.waiting = waiting or nullcontext
+        host = out.forward_host
+        self.where = host if host.startswith("unix://") else f"{host}:{out.forward_port}"
+        self.max_retries, self.backoff = max_retries, backoff
+        self.sock: socket.socket | None = None
+        self.unpacker = msgpack.Unpacker(raw=False)
+
+    def write(self, records: list[tuple[Any, float | None]], stop: Callable[[], bool]) -> int:
+        """Send the page, (record, created_at epoch or None) pairs, chunk by chunk; returns how
+        many records the receiver acknowledged (fewer when a stop cut in between chunks);
+        raises DeliveryError when it gives up."""
+        done = 0
+        for chunk, message, count in self._chunks(records):
+            if done and stop():
+                return done
+            self._deliver(chunk, message)
+            done += count
+        return done
+
+    def _chunks(self, records: Iterable[tuple[Any, float | None]]) -> Iterator[tuple[str, bytes, int]]:
+        packer = msgpack.Packer(use_bin_type=True)
+        limit = self.out.forward_chunk_max_bytes - 128  # room for the array headers and options
+        entries: list[bytes] = []
+        size = 0
+        for record, created in records:
+            entry = pack_entry(packer, record, created)
+            if entries and size + len(entry) > limit:
+                yield *self._message(packer, entries), len(entries)
+                entries, size = [], 0
+            entries.append(entry)  # one entry above the limit still goes, alone
+            size += len(entry)
+        if entries:
+            yield *self._message(packer, entries), len(entries)
+
+    def _message(self, packer: msgpack.Packer, entries: list[bytes]) -> tuple[str, bytes]:
+        chunk = base64.b64encode(os.urandom(16)).decode()  # unique per chunk, kept for resends
+        head = packer.pack_array_header(3) + packer.pack(self.out.forward_tag) + packer.pack_array_header(len(entries))
+        return chunk, head + b"".join(entries) + packer.pack({"chunk": chunk, "size": len(entries)})
+
+    def _deliver(self, chunk: str, message: bytes) -> None:
+        retry = Retry(total=self.max_retries, backoff_factor=self.backoff, backoff_max=30,
+                      backoff_jitter=self.backoff)
+        started = time.monotonic()
+        while True:
+            try:
+                self._send_and_wait(message, chunk)
+                return
+            except OSError as exc:
+                self.close()
+                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            try:
+                retry = retry.increment()
+            except Exception:
+                retry = None
+            if retry is None or time.monotonic() - started > GIVE_UP_AFTER:
+                raise DeliveryError(Exit.UNAVAILABLE, f"forward output {self.where}: chunk {chunk} not "
+                                    f"acknowledged: {problem}", "check that the forward input is up and answers "
+                                    "acks; the cursor did not move past the unacknowledged records", "network")
+            log.warning("forward output %s: chunk not acknowledged (%s); sending it again (retry %d)", self.where,
+                        problem, len(retry.history))
+            with self.waiting():
+                retry.sleep()
+
+    def _send_and_wait(self, message: bytes, chunk: str) -> None:
+        sock = self.sock or self._connect()
+        sock.settimeout(self.out.forward_timeout_seconds)
+        sock.sendall(message)
+        sock.settimeout(self.out.forward_ack_timeout_seconds)
+        deadline = time.monotonic() + self.out.forward_ack_timeout_seconds
+        with self.waiting():
+            while True:
+                for answer in self.unpacker:
+                    if isinstance(answer, dict) and answer.get("ack") == chunk:
+                        return
+                    raise ConnectionError(f"an answer that is not the ack for this chunk: {answer!r:.100}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no ack within {self.out.forward_ack_timeout_seconds:g}s")
+                sock.settimeout(left)
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionError("the receiver closed the connection before acknowledging")
+                self.unpacker.feed(data)
+
+    def _connect(self) -> socket.socket:
+        host = self.out.forward_host
+        if host.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.out.forward_timeout_seconds)
+            sock.connect(host[len("unix://"):])
+        else:
+            sock = socket.create_connection((host, self.out.forward_port), timeout=self.out.forward_timeout_seconds)
+        self.sock, self.unpacker = sock, msgpack.Unpacker(raw=False)  # no stale answer from before
+        return sock
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
