@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgpack
 
-BEHAVIOURS = ("ack", "never", "wrong-id", "close-half-way", "late")
+BEHAVIOURS = ("ack", "never", "wrong-id", "close-half-way", "late", "garbage", "no-read")
 
 
 class ForwardReceiver:
@@ -61,6 +61,8 @@ class ForwardReceiver:
                 if not mid_message and self.script and self.script[0] == "close-half-way":
                     self._next()
                     return  # read the start of the chunk, then hang up
+                if self.script and self.script[0] == "no-read":
+                    time.sleep(3600)  # accepts, then never reads: the sender's socket buffers fill
                 unpacker.feed(data)
                 mid_message = True
                 for message in unpacker:
@@ -84,6 +86,9 @@ class ForwardReceiver:
             return True
         if behaviour == "late":
             time.sleep(self.late)
+        if behaviour == "garbage":  # not msgpack at all (0xc1 is never used)
+            conn.sendall(b"\xc1\xc1\xc1")
+            return True
         answer = {"ack": chunk if behaviour != "wrong-id" else "not-" + chunk}
         try:
             conn.sendall(msgpack.packb(answer))

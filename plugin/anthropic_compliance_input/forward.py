@@ -14,7 +14,6 @@ the small sender it would take to extend it, written directly with msgpack (its 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import socket
 import struct
@@ -28,7 +27,7 @@ from urllib3.util.retry import Retry
 from .config import OutputConfig
 from .errors import Exit
 from .logs import log
-from .sinks import DeliveryError, encode
+from .sinks import DeliveryError
 from .timeutil import epoch_ns
 
 GIVE_UP_AFTER = 90.0  # seconds of failed attempts on one chunk; three 30 s ack timeouts fit
@@ -56,10 +55,27 @@ def pack_entry(packer: msgpack.Packer, record: Any, created: float | None = None
     """[EventTime, record] (0x92: an array of two), packed without building the pair."""
     try:
         return b"\x92" + event_time(record, created) + packer.pack(record)
-    except (OverflowError, ValueError, TypeError):
-        # msgpack has no integer beyond 64 bits: send those as strings rather than stop on one
-        safe = json.loads(encode(record), parse_int=lambda s: int(s) if -(2**63) <= int(s) < 2**64 else s)
-        return b"\x92" + event_time(record, created) + packer.pack(safe)
+    except (OverflowError, ValueError, TypeError):  # (UnicodeEncodeError is a ValueError)
+        log.warning("activity %s: sent with integers beyond 64 bits as strings and invalid Unicode "
+                    "escaped (msgpack cannot carry them as they are)", record.get("id") if type(record) is dict else "?")
+        return b"\x92" + event_time(record, created) + packer.pack(_packable(record))
+
+
+def _packable(value: Any) -> Any:
+    """What msgpack can carry: an integer beyond 64 bits as its digits, a string with a lone
+    surrogate (valid JSON, invalid UTF-8) with it escaped as JSON would write it."""
+    if type(value) is dict:
+        return {_packable(k): _packable(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_packable(v) for v in value]
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        return str(value)
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    return value
 
 
 class AckedForwardSink:
@@ -73,6 +89,8 @@ class AckedForwardSink:
         host = out.forward_host
         self.where = host if host.startswith("unix://") else f"{host}:{out.forward_port}"
         self.max_retries, self.backoff = max_retries, backoff
+        self.failing: str | None = None  # a chunk being retried right now: why
+        self.acked: set[str] = set()  # a repeated ack for one of these is not an error
         self.sock: socket.socket | None = None
         self.unpacker = msgpack.Unpacker(raw=False)
 
@@ -90,7 +108,8 @@ class AckedForwardSink:
 
     def _chunks(self, records: Iterable[tuple[Any, float | None]]) -> Iterator[tuple[str, bytes, int]]:
         packer = msgpack.Packer(use_bin_type=True)
-        limit = self.out.forward_chunk_max_bytes - 128  # room for the array headers and options
+        # room for the array headers, the tag and the option map
+        limit = self.out.forward_chunk_max_bytes - 128 - len(self.out.forward_tag.encode("utf-8", "replace"))
         entries: list[bytes] = []
         size = 0
         for record, created in records:
@@ -115,40 +134,51 @@ class AckedForwardSink:
         while True:
             try:
                 self._send_and_wait(message, chunk)
+                self.failing = None
+                self.acked.add(chunk)
                 return
-            except OSError as exc:
+            except (OSError, ValueError, msgpack.UnpackException) as exc:  # an answer that is not msgpack
                 self.close()
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self.failing = f"chunk not acknowledged: {problem}"
             try:
                 retry = retry.increment()
             except Exception:
                 retry = None
             if retry is None or time.monotonic() - started > GIVE_UP_AFTER:
+                big = (f" (a chunk of {len(message):,} bytes, larger than forward_chunk_max_bytes because one "
+                       "activity is: raise the receiver's limit, e.g. Fluent Bit's Buffer_Max_Size)"
+                       if len(message) > self.out.forward_chunk_max_bytes else "")
                 raise DeliveryError(Exit.UNAVAILABLE, f"forward output {self.where}: chunk {chunk} not "
-                                    f"acknowledged: {problem}", "check that the forward input is up and answers "
-                                    "acks; the cursor did not move past the unacknowledged records", "network")
+                                    f"acknowledged: {problem}{big}", "check that the forward input is up and "
+                                    "answers acks; the cursor did not move past the unacknowledged records", "network")
             log.warning("forward output %s: chunk not acknowledged (%s); sending it again (retry %d)", self.where,
                         problem, len(retry.history))
             with self.waiting():
                 retry.sleep()
 
     def _send_and_wait(self, message: bytes, chunk: str) -> None:
-        sock = self.sock or self._connect()
-        sock.settimeout(self.out.forward_timeout_seconds)
-        sock.sendall(message)
-        sock.settimeout(self.out.forward_ack_timeout_seconds)
-        deadline = time.monotonic() + self.out.forward_ack_timeout_seconds
+        """Connect, send and wait, all cut short at once by a stop: nothing is committed then."""
         with self.waiting():
+            sock = self.sock or self._connect()
+            sock.settimeout(self.out.forward_timeout_seconds)
+            sock.sendall(message)
+            deadline = time.monotonic() + self.out.forward_ack_timeout_seconds
             while True:
                 for answer in self.unpacker:
-                    if isinstance(answer, dict) and answer.get("ack") == chunk:
+                    ack = answer.get("ack") if isinstance(answer, dict) else None
+                    if ack == chunk:
                         return
-                    raise ConnectionError(f"an answer that is not the ack for this chunk: {answer!r:.100}")
+                    if ack not in self.acked:  # (an ack repeated for an earlier chunk is harmless)
+                        raise ConnectionError(f"an answer that is not the ack for this chunk: {answer!r:.100}")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"no ack within {self.out.forward_ack_timeout_seconds:g}s")
                 sock.settimeout(left)
-                data = sock.recv(65536)
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    raise TimeoutError(f"no ack within {self.out.forward_ack_timeout_seconds:g}s") from None
                 if not data:
                     raise ConnectionError("the receiver closed the connection before acknowledging")
                 self.unpacker.feed(data)
@@ -161,7 +191,9 @@ class AckedForwardSink:
             sock.connect(host[len("unix://"):])
         else:
             sock = socket.create_connection((host, self.out.forward_port), timeout=self.out.forward_timeout_seconds)
-        self.sock, self.unpacker = sock, msgpack.Unpacker(raw=False)  # no stale answer from before
+        # no stale answer from before; an ack is a small map: bound what a broken receiver can make us hold
+        self.sock = sock
+        self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 20)
         return sock
 
     def close(self) -> None:

@@ -227,10 +227,12 @@ class Run:
                                  format_rfc3339(collector.state.high_water))
                 except Interrupted:
                     self.stopped = stopper.reason
-                    if client.failing and self.stopped == "max-runtime" and not self.is_follow:
-                        code, cause = client.failing  # it must not hide an outage
-                        raise PluginError(code, f"the API was still failing when the run stopped ({self.stopped}): "
-                                          f"{cause}", "the cursor did not move; see the retries logged above",
+                    failing = client.failing or (
+                        (Exit.UNAVAILABLE, f"forward output: {sink.failing}") if getattr(sink, "failing", None) else None)
+                    if failing and self.stopped == "max-runtime" and not self.is_follow:
+                        code, cause = failing  # it must not hide an outage (the API's or the receiver's)
+                        raise PluginError(code, f"still failing when the run stopped ({self.stopped}): {cause}",
+                                          "the cursor did not move past what failed; see the retries logged above",
                                           "rate_limited" if code == Exit.TEMPFAIL else None) from None
                     self.health.state = collector.state  # the pages committed before the stop
                     self._write_metrics()

@@ -80,3 +80,54 @@ def test_without_ack_mode_the_forward_output_still_works(plugin: Plugin, model, 
     receiver.wait_for(50)
     assert sorted(receiver.ids()) == sorted(r["id"] for r in records) and receiver.chunks == []
     receiver.close()
+
+
+def test_an_answer_that_is_not_msgpack_is_a_resend_not_a_crash(plugin: Plugin, model, now):
+    receiver = ForwardReceiver(script=["garbage"])
+    records = model.generate(200, now - DAY, now - 120)
+    configure(plugin, receiver)
+    result = plugin.run()
+    assert result.rc == 0 and "Traceback" not in result.stderr and "sending it again" in result.stderr
+    assert set(receiver.acked) == {r["id"] for r in records}
+    receiver.close()
+
+
+def test_a_record_msgpack_cannot_carry_as_is_still_goes(plugin: Plugin, model, now):
+    """A lone surrogate (valid JSON, invalid UTF-8) and an integer beyond 64 bits: stdout can
+    write them; the forward output escapes the one and sends the other as digits, and goes on."""
+    receiver = ForwardReceiver()
+    odd = model.add(model.factory.make(now - 3600, "claude_chat_created", note="bad \udc80 text", big=2**70))
+    records = model.generate(50, now - DAY, now - 120) + [odd]
+    configure(plugin, receiver)
+    result = plugin.run()
+    assert result.rc == 0 and "Traceback" not in result.stderr, result.stderr
+    assert set(receiver.acked) == {r["id"] for r in records}
+    sent = next(record for _, _, record in receiver.events if record["id"] == odd["id"])
+    assert sent["note"] == "bad \\udc80 text" and sent["big"] == str(2**70)
+    receiver.close()
+
+
+def test_a_stop_while_the_receiver_reads_nothing_is_a_clean_stop(plugin: Plugin, model, now):
+    """SIGTERM while the send blocks (the receiver's buffers are full): exit 0, nothing committed."""
+    import signal
+
+    receiver = ForwardReceiver(script=["no-read"])
+    model.generate(3000, now - DAY, now - 120)
+    configure(plugin, receiver, forward_chunk_max_bytes=8 << 20, forward_timeout_seconds=60)
+    proc = plugin.start("run")
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "stopped=SIGTERM" in err.decode() and "stdout" not in err.decode()
+    assert plugin.state()["seen"] == 0
+    receiver.close()
+
+
+def test_max_runtime_does_not_hide_a_receiver_that_never_acks(plugin: Plugin, model, now):
+    receiver = ForwardReceiver(script=["never"] * 1000)
+    model.generate(100, now - DAY, now - 120)
+    configure(plugin, receiver, forward_ack_timeout_seconds=1)
+    result = plugin.run("run", "--max-runtime", "3")
+    assert result.rc == 69 and "still failing when the run stopped (max-runtime): forward output" in result.stderr
+    assert "not acknowledged" in plugin.state()["last_error"]
+    receiver.close()

@@ -301,7 +301,11 @@ class FeedModel:
         body = {"data": data, "has_more": has_more,
                 "first_id": picked[0].key[1] if picked else None, "last_id": picked[-1].key[1] if picked else None}
         rid = "req_" + uuid.uuid4().hex[:24]
-        return Response(200, {"content-type": "application/json", "request-id": rid}, orjson.dumps(body))
+        try:
+            payload = orjson.dumps(body)
+        except TypeError:  # what orjson will not write (a lone surrogate, an int beyond 64 bits) is valid JSON
+            payload = json.dumps(body).encode()
+        return Response(200, {"content-type": "application/json", "request-id": rid}, payload)
 
     @staticmethod
     def _walk(pool: list[_Entry], cursor: _Entry | None, bounds: dict[str, float], up: bool) -> Iterator[_Entry]:
