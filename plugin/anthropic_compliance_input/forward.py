@@ -18,6 +18,7 @@ import os
 import socket
 import struct
 import time
+from collections import deque
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Callable, Iterable, Iterator
 
@@ -90,7 +91,7 @@ class AckedForwardSink:
         self.where = host if host.startswith("unix://") else f"{host}:{out.forward_port}"
         self.max_retries, self.backoff = max_retries, backoff
         self.failing: str | None = None  # a chunk being retried right now: why
-        self.acked: set[str] = set()  # a repeated ack for one of these is not an error
+        self.acked: deque[str] = deque(maxlen=64)  # a repeated ack for one of these is not an error
         self.sock: socket.socket | None = None
         self.unpacker = msgpack.Unpacker(raw=False)
 
@@ -135,7 +136,7 @@ class AckedForwardSink:
             try:
                 self._send_and_wait(message, chunk)
                 self.failing = None
-                self.acked.add(chunk)
+                self.acked.append(chunk)
                 return
             except (OSError, ValueError, msgpack.UnpackException) as exc:  # an answer that is not msgpack
                 self.close()
