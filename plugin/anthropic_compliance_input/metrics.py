@@ -7,10 +7,7 @@ error gauge names the condition that holds now, so an alert can say what to fix.
 
 from __future__ import annotations
 
-from typing import Iterator
-
-from prometheus_client import CollectorRegistry, write_to_textfile
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from typing import Any, Iterator
 
 from .errors import REASONS
 from .state import Counters, State
@@ -28,14 +25,16 @@ class Health:
         self.rate_limit_remaining: int | None = None
         self.unfolded = Counters()  # requests of a failed poll, not yet in the state's totals
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         state, p = self.state, PREFIX
         totals = Counters()
         if state is not None:
             totals.add(state.totals)
         totals.add(self.unfolded)
 
-        def gauge(name: str, doc: str, value: float | None) -> Iterator[Metric]:
+        def gauge(name: str, doc: str, value: float | None) -> Iterator[Any]:
             if value is not None:
                 yield GaugeMetricFamily(p + name, doc, value=value)
 
@@ -66,7 +65,10 @@ class Health:
 
 
 def write(path: str, health: Health) -> str | None:
-    """Replace the file; returns why it could not be written (the run goes on regardless)."""
+    """Replace the file; returns why it could not be written (the run goes on regardless).
+    prometheus_client is imported here: a run without [metrics] textfile does not pay for it."""
+    from prometheus_client import CollectorRegistry, write_to_textfile
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(health)  # type: ignore[arg-type]  # a collector: anything with collect()
     try:
