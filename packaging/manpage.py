@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import sys
 
 from anthropic_compliance_input import NAME, __version__
 from anthropic_compliance_input.cli import build_parser
+from anthropic_compliance_input.config import Config
+from anthropic_compliance_input.timeutil import human_duration
 
 
 def roff(text: str) -> str:
@@ -24,6 +27,14 @@ def subparsers(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[
     return out
 
 
+def _default(value: object) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, datetime.timedelta):
+        return f'"{human_duration(value.total_seconds())}"'
+    return json.dumps(value)
+
+
 def main() -> None:
     parser = build_parser()
     parser.prog = NAME
@@ -37,6 +48,12 @@ def main() -> None:
     for name, sub in subparsers(parser):
         sub.prog = f"{NAME} {name}"
         w(f".SH COMMAND: {roff(name.upper())}\n.nf\n{roff(sub.format_help())}.fi\n")
+    w(".SH CONFIGURATION\nEvery key of the config file, with its default (conf/config.toml explains each):\n")
+    for section, field in Config.model_fields.items():
+        w(f".TP\n[{section}]\n.nf\n")
+        for name, spec in field.annotation.model_fields.items():  # type: ignore[union-attr]
+            w(roff(f"{name} = {_default(spec.default)}") + "\n")
+        w(".fi\n")
     w(f".SH FILES\n.TP\n/etc/{NAME}/config.toml\nconfiguration (no secrets)\n"
       f".TP\n/var/lib/{NAME}/\nstate files, their locks and dead\\-letter files\n"
       f".TP\n/usr/share/doc/{NAME}/examples/\nFluent Bit, Vector, Fluentd, syslog\\-ng and systemd snippets\n")

@@ -172,3 +172,15 @@ def read_metrics(path: Path) -> dict[str, Any]:
             else:
                 out[sample.name] = sample.value
     return out
+
+
+def fill_up(filesystem: Path) -> Path:
+    """Fill a (tiny) filesystem to its last block; delete the returned file to free it."""
+    filler = filesystem / "filler"
+    with open(filler, "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 512)
+        except OSError:
+            pass
+    return filler

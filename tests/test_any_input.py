@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anthropic_compliance_input.cli import main
-from anthropic_compliance_input.config import parse_config
+from anthropic_compliance_input.config import Config, parse_config
 from anthropic_compliance_input.errors import Exit, PluginError
 from anthropic_compliance_input.state import StateStore
 
@@ -128,14 +128,7 @@ def test_any_state_reset_and_status_arguments(capsys, dead_api, since, age):
 values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20)),
                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
                       max_leaves=6)
-SECTIONS = {
-    "api": ["base_url", "page_size", "timeout_seconds", "max_retries", "retry_backoff_seconds", "ca_bundle",
-            "activity_types", "organization_ids"],
-    "collect": ["interval_seconds", "settle_delay_seconds", "overlap_seconds", "initial_lookback",
-                "late_lookback", "late_activity_types"],
-    "state": ["path"], "key": ["profile", "file"],
-    "output": ["mode", "forward_host", "forward_port", "forward_tag", "forward_timeout_seconds"],
-}
+SECTIONS = {name: list(field.annotation.model_fields) for name, field in Config.model_fields.items()}  # every key
 config_docs = st.dictionaries(st.sampled_from(sorted(SECTIONS)), st.dictionaries(
     st.sampled_from(sorted({k for keys in SECTIONS.values() for k in keys})), values, max_size=4), max_size=3)
 
@@ -147,6 +140,19 @@ def test_any_config_values(doc):
         parse_config(doc, "config.toml")
     except PluginError as exc:
         assert exc.code == Exit.CONFIG and "\n" not in str(exc)
+
+
+@FAST
+@given(target=st.text(max_size=40).filter(lambda t: not t.startswith(("-", "file:")))
+       | st.text(max_size=30).filter(lambda n: "/" not in n).map(lambda n: "file:" + n))
+def test_any_log_target(capsys, dead_api, target):
+    """Whatever --log-target says: the command still runs, logging to stderr if it must.
+    (A file target is kept inside a temporary directory.)"""
+    with tempfile.TemporaryDirectory() as tmp:
+        if target.startswith("file:"):
+            target = f"file:{tmp}/{target[5:]}"
+        code, err = invoke(capsys, ["--log-target", target, "--config", config_file(Path(tmp), dead_api), "status"])
+    assert code in (Exit.OK, Exit.STALE) and "Traceback" not in err
 
 
 @FAST

@@ -92,3 +92,21 @@ def test_the_prometheus_alert_rules_pass_promtool():
                  ["test", "rules", "anthropic-compliance-input.rules.test.yml"]):
         done = subprocess.run([promtool or "promtool", *argv], cwd=rules, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_man_page_lists_every_config_key_with_its_default():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from anthropic_compliance_input.config import Config
+
+    root = Path(__file__).resolve().parent.parent
+    page = subprocess.run([sys.executable, str(root / "packaging" / "manpage.py")], capture_output=True,
+                          text=True, check=True).stdout
+    section = page.split(".SH CONFIGURATION")[1].split(".SH FILES")[0].replace("\\-", "-")
+    for name, field in Config.model_fields.items():
+        assert f"[{name}]" in section
+        for key in field.annotation.model_fields:
+            assert f"\n{key} = " in section, key
+    assert 'forward_ack_timeout_seconds = 30.0' in section and 'target = "stderr"' in section

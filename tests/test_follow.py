@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from helpers import KEY, Plugin, child_env, needs_root, read_metrics, wait_until
+from helpers import KEY, Plugin, child_env, fill_up, needs_root, read_metrics, wait_until
 
 DAY = 86400.0
 P = "anthropic_compliance_input_"
@@ -85,15 +85,10 @@ def test_follow_outlasts_every_condition_that_can_heal(plugin: Plugin, model, si
     wait_until(lambda: len(follower.out) >= 50 and error_is(metrics, None), 15, "delivery after the outage")
 
     # 4. the state's disk fills up
-    with open(tiny_fs / "filler", "wb", buffering=0) as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 512)
-        except OSError:
-            pass
+    filler = fill_up(tiny_fs)
     more(10)
     wait_until(lambda: error_is(metrics, "disk"), 15, "the full disk in the metrics")
-    (tiny_fs / "filler").unlink()
+    filler.unlink()
     wait_until(lambda: len(set(follower.ids())) >= 60 and error_is(metrics, None), 15, "delivery after space is freed")
 
     assert follower.proc.poll() is None  # it never exited

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import KEY, Plugin, assert_one_line_error, needs_root
+from helpers import KEY, Plugin, assert_one_line_error, fill_up, needs_root
 
 DAY = 86400.0
 
@@ -81,18 +81,13 @@ def test_a_full_disk_keeps_the_previous_state_and_loses_nothing(plugin: Plugin, 
     first = model.generate(20, now - DAY, now - 3 * 3600)
     assert len(plugin.run().ids) == 20
     before = plugin.state()
-    with open(tiny_fs / "filler", "wb", buffering=0) as fh:  # fill the filesystem to the last block
-        try:
-            while True:
-                fh.write(b"\0" * 512)
-        except OSError:
-            pass
+    filler = fill_up(tiny_fs)
     second = model.generate(40, now - 3000, now - 120)
     full = plugin.run()
     assert full.rc == 75 and "full" in full.stderr and "Traceback" not in full.stderr
     after = plugin.state()
     assert (after["high_water"], after["seen"]) == (before["high_water"], before["seen"])
-    (tiny_fs / "filler").unlink()
+    filler.unlink()
     again = plugin.run()
     assert again.rc == 0
     delivered = set(full.ids) | set(again.ids)
@@ -134,17 +129,12 @@ def test_a_full_disk_with_a_dead_letter_to_write_is_75_and_commits_nothing(plugi
     broken = model.factory.make(now - 1500, "claude_chat_created")
     broken["actor"] = {"kind": "no type"}  # fails the schema: goes to the dead-letter file
     model.add(broken)
-    with open(tiny_fs / "filler", "wb", buffering=0) as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 512)
-        except OSError:
-            pass
+    filler = fill_up(tiny_fs)
     full = plugin.run()  # the state is written before anything else, so that is where it stops
     assert_one_line_error(full, 75, "free disk space")
     after = plugin.state()
     assert (after["high_water"], after["seen"]) == (before["high_water"], before["seen"])
-    (tiny_fs / "filler").unlink()
+    filler.unlink()
     again = plugin.run()
     assert again.rc == 0 and sorted(again.ids) == sorted(r["id"] for r in fresh)
     dead = plugin.rejected_path.read_text().splitlines()

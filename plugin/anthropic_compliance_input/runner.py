@@ -71,6 +71,7 @@ class Run:
         self.had_state = False  # a state this run has used: it must not vanish between attempts
         self.started, self.stopper = started, stopper
         self.health = Health()
+        self.cfg: Config | None = None  # the last config that loaded
         self.metrics_path: str | None = None
         self.interval = 60.0
         self.total = Counters()  # every client of this run counts its requests into it
@@ -147,7 +148,7 @@ class Run:
         self.collector: Collector | None = None
         self.health.last_attempt = time.time()
         try:
-            cfg = load_config(self.config).config
+            cfg = self.cfg = load_config(self.config).config
             use_config_target(cfg.log.target)
             self.metrics_path, self.interval = cfg.metrics.textfile, cfg.collect.interval_seconds
             key = find_key(cfg)
@@ -183,15 +184,9 @@ class Run:
             self.health.state = recorded
         else:
             self.health.unfolded.add(requests)  # into the state at the next attempt's first commit
-            if self.health.state is None and self.metrics_path:
-                self.health.state = self._peek()
+            if self.health.state is None and self.metrics_path and self.cfg is not None:
+                self.health.state = _peek(self.cfg)
         self._write_metrics()
-
-    def _peek(self) -> State | None:
-        try:
-            return open_store(load_config(self.config).config).load(readonly=True)
-        except PluginError:
-            return None
 
     def _write_metrics(self) -> None:
         if self.metrics_path:
@@ -278,6 +273,14 @@ class Run:
                       last_request_id=self.last_request_id, stopped=self.stopped)
         text = " ".join(f"{k}={v}" + ("s" if k == "duration" else "") for k, v in fields.items() if v is not None)
         log.info("run finished: %s", text, extra={"fields": fields})
+
+
+def _peek(cfg: Config) -> State | None:
+    """The committed state, read-only (another instance may hold the lock): for the metrics."""
+    try:
+        return open_store(cfg).load(readonly=True)
+    except PluginError:
+        return None
 
 
 def _first_or_existing(store: StateStore, cfg: Config, origin: float | None, since: str | None,
