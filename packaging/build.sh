@@ -33,6 +33,8 @@ if [ -z "${PACK_ONLY:-}" ]; then
         $VENV/bin/python -m compileall -q --invalidation-mode checked-hash $VENV/lib
         rm -f $VENV/bin/activate* $VENV/bin/Activate.ps1
         $VENV/bin/$NAME --version"
+    # the man page is generated from the parser and the config model: it needs the dependencies
+    build/buildenv/bin/python -m pip install -q --no-index --find-links build/wheels $NAME
     PYTHONPATH=plugin build/buildenv/bin/python packaging/manpage.py > build/man/$NAME.1
     gzip -9n -f build/man/$NAME.1
 fi
