@@ -94,16 +94,22 @@ def test_an_answer_that_is_not_msgpack_is_a_resend_not_a_crash(plugin: Plugin, m
 
 def test_a_record_msgpack_cannot_carry_as_is_still_goes(plugin: Plugin, model, now):
     """A lone surrogate (valid JSON, invalid UTF-8) and an integer beyond 64 bits: stdout can
-    write them; the forward output escapes the one and sends the other as digits, and goes on."""
+    write them; the forward output escapes the one and sends the other as digits, and goes on.
+    Nesting deeper than ormsgpack packs (255) goes too."""
     receiver = ForwardReceiver()
+    deep: list = ["bottom"]
+    for _ in range(300):
+        deep = [deep]
     odd = model.add(model.factory.make(now - 3600, "claude_chat_created", note="bad \udc80 text", big=2**70))
-    records = model.generate(50, now - DAY, now - 120) + [odd]
+    nested = model.add(model.factory.make(now - 3500, "claude_chat_created", deep=deep))
+    records = model.generate(50, now - DAY, now - 120) + [odd, nested]
     configure(plugin, receiver)
     result = plugin.run()
     assert result.rc == 0 and "Traceback" not in result.stderr, result.stderr
     assert set(receiver.acked) == {r["id"] for r in records}
     sent = next(record for _, _, record in receiver.events if record["id"] == odd["id"])
     assert sent["note"] == "bad \\udc80 text" and sent["big"] == str(2**70)
+    assert next(record for _, _, record in receiver.events if record["id"] == nested["id"])["deep"] == deep
     receiver.close()
 
 
