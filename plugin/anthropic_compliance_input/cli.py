@@ -101,9 +101,13 @@ COMMANDS = (
             (_arg("--since", metavar="WHEN", help="re-deliver everything from here"),
              _arg("--yes", action="store_true", help="delete the state; the next run starts at initial_lookback"))),
     Command(("demo",), "run the whole pipeline against the built-in simulated API",
-            f"{NAME} demo | jq -c '{{type, created_at}}'", "demo:demo",
-            lambda a: dict(count=a.count, log_level=a.log_level),
-            (_arg("--count", type=_bounded_int(0, 1_000_000), default=200, help="activities to simulate (default 200)"),)),
+            f"{NAME} demo | jq -c '{{type, created_at, who: .actor.email_address}}'\n"
+            f"{NAME} demo --seed 42 --count 5000 --no-incident > day.jsonl", "demo:demo",
+            lambda a: dict(count=a.count, log_level=a.log_level, seed=a.seed, incident=not a.no_incident),
+            (_arg("--count", type=_bounded_int(0, 1_000_000), default=130,
+                  help="everyday activities over the last 23 h (default 130; the incident adds 67)"),
+             _arg("--seed", type=_bounded_int(0, 2**32), default=7, help="another organization and day (default 7)"),
+             _arg("--no-incident", action="store_true", help="leave the scripted incident out"))),
     Command(("simulate",), "serve the simulated API on 127.0.0.1 (try shipper configs with no key)",
             f"{NAME} simulate --port 8089 &\nANTHROPIC_COMPLIANCE_API_KEY={SIMULATED_KEY} {NAME} --config sim.toml run"
             "   # sim.toml: [api] base_url = \"http://127.0.0.1:8089\"", "demo:simulate",

@@ -20,20 +20,33 @@ from .sinks import DeliveryError, StdoutSink
 from .state import State, StateStore
 from .stop import Stopper
 
+DEFAULT_SEED = 7
+DAY = 86400
+DAY_ENDS = 18 * 3600  # the demo's day ends at 18:00 UTC: the latest one that has ended
+INCIDENT_AT = 12 * 3600  # the story starts at noon UTC of that day
 
 
-def demo(count: int, log_level: str) -> int:
+def demo(count: int, log_level: str, seed: int = DEFAULT_SEED, incident: bool = True) -> int:
+    """`count` everyday activities of the 23 hours before the latest 18:00 UTC, with the
+    incident of data/values.json woven in. Deterministic: a seed is one organization and one
+    day, shifted to the latest whole day (the rhythm follows the UTC hour, which a whole-day
+    shift keeps), so the default demo prints the same story every time, only its dates move."""
     setup("debug" if log_level == "debug" else "warning")
     register_secret(SIMULATED_KEY)
     now = time.time()
-    model = FeedModel(keys={SIMULATED_KEY: {"read:compliance_activities"}})
-    model.generate(max(count - 3, 0), now - 23 * 3600, now - 120)
-    model.generate(min(count, 3), now - 20 * 3600, now - 3600, kind="anthropic_access")
+    end = (now - 120) // DAY * DAY + DAY_ENDS
+    if end > now - 120:
+        end -= DAY
+    model = FeedModel(keys={SIMULATED_KEY: {"read:compliance_activities"}}, seed=seed)
+    model.generate(max(count - 3, 0), end - 23 * 3600, end)
+    model.generate(min(count, 3), end - 20 * 3600, end - 3600, kind="anthropic_access")
+    if incident:
+        model.extend(model.factory.incident(end - DAY_ENDS + INCIDENT_AT))
     with tempfile.TemporaryDirectory(prefix="anthropic-compliance-input-demo-") as tmp, SimServer(model) as server:
         cfg = Config(api=ApiConfig(base_url=server.url), state=StateConfig(path=str(Path(tmp) / "state.db")))
         store = StateStore(cfg.state.path)
         store.lock()
-        state = State.starting_at(now - cfg.collect.initial_lookback.total_seconds())
+        state = State.starting_at(min(now - cfg.collect.initial_lookback.total_seconds(), end - DAY))
         store.commit(state)
         stopper = Stopper()
         stopper.install()

@@ -138,13 +138,15 @@ class FeedModel:
                  visible_at: float | None = None) -> list[dict[str, Any]]:
         """`count` activities created uniformly between `start` and `end` (epoch seconds)."""
         rng, make = self.factory.rng, self.factory.make
-        records = []
+        moments: list[tuple[float, str | None]] = []
         for _ in range(count):
             if rng.random() < ODD_FORMS:
                 form = rng.choice(CREATED_FORMS)
-                records.append(make(created_instant(start, end, form, rng), kind, form=form))
+                moments.append((created_instant(start, end, form, rng), form))
             else:
-                records.append(make(rng.uniform(start, end), kind))
+                moments.append((rng.uniform(start, end), None))
+        moments.sort(key=lambda m: m[0])  # in time order: a person's day starts with their login
+        records = [make(moment, kind, form=form) for moment, form in moments]
         self.extend(records, visible_at)
         return records
 
@@ -190,7 +192,7 @@ class FeedModel:
             if resp.status == 200:
                 resp.headers["anthropic-organization-id"] = self.factory.orgs[0][1]
         if self.side_effects:
-            self._record_access(key, target, resp, now)
+            self._record_access(key, target, resp, now, headers.get("user-agent") or "")
         self.requests.append(unquote(target))  # deque.append is atomic: no lock needed
         return resp
 
@@ -202,7 +204,7 @@ class FeedModel:
     def _scoped(self, key: str) -> bool:
         return self.accept_any_key or SCOPE in self.keys.get(key, set())
 
-    def _record_access(self, key: str, target: str, resp: Response, now: float) -> None:
+    def _record_access(self, key: str, target: str, resp: Response, now: float, agent: str) -> None:
         """The audit record the real API writes for every call, indexed a little later: a
         collector that polls its own feed must cope with an endless trickle of these."""
         rng = random.Random(key)  # one stable api_key_id per key, without keeping the key
@@ -210,7 +212,7 @@ class FeedModel:
             "id": self.factory.new_id(), "created_at": format_rfc3339(now),
             "organization_id": None, "organization_uuid": None,
             "actor": {"type": "api_actor", "api_key_id": _tagged(rng, "apikey_01", 22),
-                      "ip_address": "127.0.0.1", "user_agent": "anthropic-compliance-input"},
+                      "ip_address": "127.0.0.1", "user_agent": agent},
             "type": "compliance_api_accessed", "request_id": resp.headers.get("request-id"),
             "request_method": "GET", "status_code": resp.status,
             "url": "https://api.anthropic.com" + target, "request_body": None,
