@@ -28,8 +28,10 @@ TOOLS = ("dpkg", "dpkg-deb", "rpm", "lintian", "rpmlint", "unshare")
 READY = os.geteuid() == 0 and all(shutil.which(t) for t in TOOLS)
 needs_tools = pytest.mark.skipif(not READY and not IN_CI, reason=f"needs root and {', '.join(TOOLS)}")
 PLAINTEXT_BACKENDS = re.compile(r"keyrings[._-](alt|cryptfile)\b", re.I)  # keyring would store the key in a file
+UNITS = [f"{NAME}@.service", f"{NAME}@.timer", f"{NAME}-run@.service"]
 INSTALLED = [Path(f"/opt/{NAME}"), Path(f"/etc/{NAME}"), Path(f"/var/lib/{NAME}"), Path(f"/usr/bin/{NAME}"),
-             Path(f"/usr/share/doc/{NAME}"), Path(f"/usr/share/man/man1/{NAME}.1.gz")]
+             Path(f"/usr/share/doc/{NAME}"), Path(f"/usr/share/man/man1/{NAME}.1.gz"),
+             *(Path("/lib/systemd/system") / unit for unit in UNITS)]
 
 
 def sh(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -98,6 +100,12 @@ def test_deb_install_run_upgrade_and_purge(packages, tmp_path):
         state_dir = Path(f"/var/lib/{NAME}")
         assert oct(state_dir.stat().st_mode & 0o7777) == "0o2770"
         assert grp.getgrgid(state_dir.stat().st_gid).gr_name == NAME
+        assert sh("getent", "passwd", NAME).stdout.split(":")[6].strip() == "/usr/sbin/nologin"
+
+        # the per-tenant template units, as systemd reads them with the package's paths in place
+        verify = sh("systemd-analyze", "verify", f"{NAME}@acme.service", f"{NAME}@acme.timer",
+                    f"{NAME}-run@acme.service", check=False)
+        assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
 
         # demo as root and as an unprivileged user (no HOME, no config, no key)
         root_demo = sh(f"/usr/bin/{NAME}", "demo", "--count", "50", env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
@@ -136,6 +144,7 @@ def test_deb_install_run_upgrade_and_purge(packages, tmp_path):
     left = [str(p) for p in INSTALLED if p.exists() or p.is_symlink()]
     assert left == []
     assert sh("getent", "group", NAME, check=False).returncode == 2
+    assert sh("getent", "passwd", NAME, check=False).returncode == 2
 
 
 @needs_tools
@@ -147,6 +156,9 @@ def test_rpm_payload_scripts_and_a_run_from_a_test_root(packages, tmp_path):
     assert sh("rpm", "-qp", "--configfiles", str(packages["rpm"])).stdout.strip() == f"/etc/{NAME}/config.toml"
     scripts = sh("rpm", "-qp", "--scripts", str(packages["rpm"])).stdout
     assert "groupadd --system anthropic-compliance-input" in scripts and 'if [ "$1" = "purge" ]' in scripts
+    assert "useradd --system" in scripts
+    for unit in UNITS:
+        assert f"/usr/lib/systemd/system/{unit}" in listing, unit
     requires = sh("rpm", "-qp", "--requires", str(packages["rpm"])).stdout
     assert "glibc >= 2." in requires and f"python{sys.version_info.major}.{sys.version_info.minor}" in requires
 

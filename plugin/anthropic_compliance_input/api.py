@@ -134,6 +134,7 @@ class Client:
         self.failing: tuple[Exit, str] | None = None  # a failure being retried right now: code, cause
         self.last_request_id: str | None = None
         self.rate_limit_remaining: int | None = None
+        self.pacing = False  # below the floor: logged once per episode
         self.session = requests.Session()
         self.session.headers.update({
             "x-api-key": key,
@@ -262,7 +263,9 @@ class Client:
                     _api_time(resp.headers.get("date")), time.time(), bool(overflow))
 
     def _pace(self, page: Page) -> None:
-        """Slow down before a 429: the budget is shared by every key of the organization."""
+        """Slow down before a 429: the budget is shared by every key of the organization, so
+        below [api] min_rate_remaining of it the requests are spread over what is left of the
+        window, leaving the rest to the organization's other collectors."""
         headers = page.headers
         try:
             remaining = int(headers["anthropic-ratelimit-requests-remaining"])
@@ -270,7 +273,9 @@ class Client:
             limit = int(headers["anthropic-ratelimit-requests-limit"])
         except (KeyError, ValueError):
             return
-        if remaining > max(2, limit // 20):
+        floor = math.ceil(limit * self.api.min_rate_remaining)  # 0: pace only when nothing is left
+        if remaining > floor:
+            self.pacing = False
             return
         wait = 1.0
         reset = headers.get("anthropic-ratelimit-requests-reset")
@@ -283,7 +288,10 @@ class Client:
                 pass
         wait = min(wait, 60.0)
         if wait > 0:
-            log.info("rate-limit budget low (%d of %d left); pausing %.1fs", remaining, limit, wait)
+            (log.debug if self.pacing else log.info)(
+                "rate-limit budget low (%d of %d left, floor %d: min_rate_remaining); pacing requests, %.1fs apart",
+                remaining, limit, floor, wait)
+            self.pacing = True
             time.sleep(wait)
 
 

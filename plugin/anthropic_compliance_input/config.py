@@ -98,6 +98,8 @@ class ApiConfig(_Section):
     ca_bundle: ExistingFile | None = None  # checked at load: requests would fail with a traceback
     max_retries: int = Field(8, ge=0, le=20)
     retry_backoff_seconds: float = Field(0.5, ge=0, le=60)
+    # below this share of the organization's request budget (600/min, shared by all its keys), pace
+    min_rate_remaining: float = Field(0.2, ge=0, lt=1)
 
     @field_validator("base_url")
     @classmethod

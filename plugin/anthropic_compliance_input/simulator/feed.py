@@ -79,12 +79,17 @@ class FeedModel:
     def __init__(self, *, keys: Mapping[str, Iterable[str]] | None = None, accept_any_key: bool = False,
                  side_effects: bool = True, accessed_delay: float = 1.0, rate_limit: int = 600,
                  clock: Callable[[], float] | None = None, clock_offset: float = 0.0, seed: int = 7,
-                 known_types: Iterable[str] | None = None, request_log: int = 10_000) -> None:
+                 known_types: Iterable[str] | None = None, request_log: int = 10_000,
+                 key_orgs: Mapping[str, str] | None = None, rate_window: float = 60.0) -> None:
         self.keys = {k: set(v) for k, v in (keys or {}).items()}
         self.accept_any_key = accept_any_key
         self.side_effects = side_effects
         self.accessed_delay = accessed_delay
         self.rate_limit = rate_limit
+        self.rate_window = rate_window  # seconds; the API's is a minute, tests shorten it
+        # A key belongs to one organization: it reads that organization's activities only, and
+        # all keys of an organization share its rate budget (keys not named here share one).
+        self.key_orgs = dict(key_orgs or {})
         self.base_clock: Callable[[], float] = clock or time.time
         self.clock_offset = clock_offset
         self.known_types = set(known_types) if known_types is not None else None  # None: all of the data file
@@ -93,7 +98,7 @@ class FeedModel:
         self._entries: list[_Entry] = []
         self._by_type: dict[str | None, list[_Entry]] = {}
         self._by_id: dict[str, _Entry] = {}
-        self._recent: list[float] = []
+        self._recent: dict[str | None, list[float]] = {}
         # Test-only: the decoded targets of the requests that reached the listing (401s, 429s and
         # injected faults are not here), oldest first. Nothing in the model reads it; it is
         # bounded so a long-running `simulate` does not grow without limit. A deque: index and
@@ -167,12 +172,14 @@ class FeedModel:
             return _error(401, "authentication_error", "The API key provided is invalid or has been revoked.")
         now = self.clock()
         with self.lock:
-            self._recent = [t for t in self._recent if t > now - 60]
-            limited = len(self._recent) >= self.rate_limit
+            window = self.rate_window
+            recent = self._recent[self.key_orgs.get(key)] = [
+                t for t in self._recent.get(self.key_orgs.get(key), []) if t > now - window]
+            limited = len(recent) >= self.rate_limit
             if not limited:
-                self._recent.append(now)
-            remaining = max(0, self.rate_limit - len(self._recent))
-            reset = (self._recent[0] + 60) if self._recent else now
+                recent.append(now)
+            remaining = max(0, self.rate_limit - len(recent))
+            reset = (recent[0] + window) if recent else now
         rl = {"anthropic-ratelimit-requests-limit": str(self.rate_limit),
               "anthropic-ratelimit-requests-remaining": str(remaining),
               "anthropic-ratelimit-requests-reset": format_rfc3339(reset)}
@@ -187,7 +194,7 @@ class FeedModel:
                           "Missing required scopes. Got: ['read:compliance_user_data'] "
                           f"Needed: ['{SCOPE}']", **rl)
         else:
-            resp = self._list(parse_qsl(parts.query, keep_blank_values=True), now)
+            resp = self._list(parse_qsl(parts.query, keep_blank_values=True), now, self.key_orgs.get(key))
             resp.headers.update(rl)
             if resp.status == 200:
                 resp.headers["anthropic-organization-id"] = self.factory.orgs[0][1]
@@ -219,7 +226,7 @@ class FeedModel:
         }
         self.add(record, visible_at=now + self.accessed_delay)
 
-    def _list(self, pairs: list[tuple[str, str]], now: float) -> Response:
+    def _list(self, pairs: list[tuple[str, str]], now: float, own_org: str | None = None) -> Response:
         bad = lambda msg: _error(400, "invalid_request_error", msg)  # noqa: E731
         multi: dict[str, list[str]] = {}
         single: dict[str, str] = {}
@@ -281,6 +288,8 @@ class FeedModel:
                 return False
             actor = r.get("actor") if isinstance(r.get("actor"), dict) else {}
             if actors and actor.get("user_id") not in actors:
+                return False
+            if own_org is not None and r.get("organization_id") not in (own_org, None):  # another tenant's
                 return False
             if orgs and r.get("organization_id") is not None and not (
                     r.get("organization_id") in orgs or r.get("organization_uuid") in orgs):
