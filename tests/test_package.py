@@ -157,6 +157,8 @@ def test_rpm_payload_scripts_and_a_run_from_a_test_root(packages, tmp_path):
     scripts = sh("rpm", "-qp", "--scripts", str(packages["rpm"])).stdout
     assert "groupadd --system anthropic-compliance-input" in scripts and 'if [ "$1" = "purge" ]' in scripts
     assert "useradd --system" in scripts
+    for rel in sorted(str(f.relative_to(ROOT / "conf")) for f in (ROOT / "conf").rglob("*") if f.is_file()):
+        assert f"/usr/share/doc/{NAME}/examples/{rel}" in listing, rel  # every snippet, as in the .deb
     for unit in UNITS:
         assert f"/usr/lib/systemd/system/{unit}" in listing, unit
     requires = sh("rpm", "-qp", "--requires", str(packages["rpm"])).stdout
