@@ -20,6 +20,9 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/bench.py
 
+bench-tenants: $(VENV)/.installed
+	$(PY) bench/tenants.py
+
 # The container image (packaging/container/Containerfile). BASE= another Debian 12 image (e.g. one
 # imported from `mmdebstrap --include=python3,python3-venv bookworm base.tar`) where no registry is
 # at hand; IMAGE_TOOL= podman, buildah or docker; IMAGE_FLAGS= extra build flags.

@@ -158,3 +158,32 @@ def test_ten_collectors_of_one_organization_share_its_budget(tmp_path: Path):
     worst = max(sum(1 for t in times if start <= t < start + 4.0) for start in times)
     assert worst <= 40, worst  # no 4 s window served more than the budget
     assert limited and sum("HTTP 429" in err for _, _, err in results) >= 1  # 429s happened, and were retried
+
+
+def test_a_second_tenant_pointed_at_the_first_ones_state_is_refused(tmp_path: Path):
+    """A copied config that kept its [state] path: the second tenant would start from the first
+    one's cursor and skip its own history. The state remembers its organization."""
+    now = time.time()
+    model = FeedModel(keys={tenant_key(1): {"read:compliance_activities"}, tenant_key(2): {"read:compliance_activities"}},
+                      side_effects=False)
+    (org_a, uuid_a), (org_b, uuid_b) = model.factory.orgs
+    model.key_orgs = {tenant_key(1): org_a, tenant_key(2): org_b}
+    model.extend([model.factory.make(now - 7200 + i, "claude_chat_created", organization_id=org_a,
+                                     organization_uuid=uuid_a) for i in range(50)])
+    model.extend([model.factory.make(now - 7200 + i, "claude_chat_viewed", organization_id=org_b,
+                                     organization_uuid=uuid_b) for i in range(50)])
+    cfg = tmp_path / "shared.toml"
+    with SimServer(model) as server:
+        cfg.write_text(toml_dumps({"api": {"base_url": server.url}, "state": {"path": str(tmp_path / "one.db")}}))
+        first = subprocess.run(plugin_cmd("--config", str(cfg), "run"), capture_output=True,
+                               env=child_env(ANTHROPIC_COMPLIANCE_API_KEY=tenant_key(1)))
+        second = subprocess.run(plugin_cmd("--config", str(cfg), "run"), capture_output=True,
+                                env=child_env(ANTHROPIC_COMPLIANCE_API_KEY=tenant_key(2)))
+        again = subprocess.run(plugin_cmd("--config", str(cfg), "run"), capture_output=True,
+                               env=child_env(ANTHROPIC_COMPLIANCE_API_KEY=tenant_key(1)))
+    assert first.returncode == 0 and len(first.stdout.splitlines()) == 50
+    err = second.stderr.decode()
+    assert second.returncode == 78 and second.stdout == b"" and "Traceback" not in err
+    assert f"belongs to organization {org_a}; this key reads organization {org_b}" in err
+    assert "give each tenant its own [state] path" in err
+    assert again.returncode == 0 and again.stdout == b""  # the first tenant's state is intact

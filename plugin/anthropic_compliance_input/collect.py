@@ -18,7 +18,7 @@ from typing import Callable
 
 from .api import SKEW_TOLERANCE, ApiError, Client, Page, Query, skew_text
 from .config import Config
-from .errors import Exit
+from .errors import Exit, PluginError
 from .logs import log
 from .plan import Window, dedupe_key, plan_page
 from .sinks import RejectFile, Sink, encode
@@ -167,6 +167,7 @@ class Collector:
             with self.stopper.waiting():
                 page = self.client.get_page(query)
             self._clock(page)
+            self._owner(page)
             position = self._deliver(page, window, position, counters, advance)
             if advance and self.progress:
                 self.progress(counters, self.state.high_water, window.lt)
@@ -179,6 +180,21 @@ class Collector:
                                f"(last_id {page.last_id!r}, request-id {page.request_id})",
                                "the cursor did not move; this run stops rather than skip the rest of the window")
             query = replace(query, after_id=page.last_id)
+
+    def _owner(self, page: Page) -> None:
+        """One state, one organization: a second tenant pointed at the first one's state (a
+        copied config that kept its [state] path) would start from that cursor and skip its own
+        history, so the organization the API names is kept and checked."""
+        org = page.headers.get("anthropic-organization-id")
+        if not org or org == self.state.organization:
+            return
+        if self.state.organization is None:
+            self.state.organization = org  # committed with the page
+            return
+        raise PluginError(Exit.CONFIG, f"state {self.store.path} belongs to organization {self.state.organization}; "
+                          f"this key reads organization {org}",
+                          "give each tenant its own [state] path (e.g. /var/lib/anthropic-compliance-input/TENANT.db); "
+                          "nothing was collected and the state is unchanged", "config")
 
     def _clock(self, page: Page) -> None:
         """Measure the host's clock against the API's: the window may not pass the API's now."""

@@ -78,6 +78,7 @@ class State:
     last_error: str | None = None
     last_error_at: Time | None = None
     last_error_reason: str | None = None
+    organization: str | None = None  # the API's anthropic-organization-id for the key that wrote it
 
     @classmethod
     def starting_at(cls, origin: float) -> "State":

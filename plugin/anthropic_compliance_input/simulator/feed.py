@@ -197,7 +197,7 @@ class FeedModel:
             resp = self._list(parse_qsl(parts.query, keep_blank_values=True), now, self.key_orgs.get(key))
             resp.headers.update(rl)
             if resp.status == 200:
-                resp.headers["anthropic-organization-id"] = self.factory.orgs[0][1]
+                resp.headers["anthropic-organization-id"] = self.key_orgs.get(key) or self.factory.orgs[0][1]
         if self.side_effects:
             self._record_access(key, target, resp, now, headers.get("user-agent") or "")
         self.requests.append(unquote(target))  # deque.append is atomic: no lock needed
