@@ -174,6 +174,21 @@ def ack_receiver() -> Iterator[int]:
         proc.wait()
 
 
+def formats(tmp: Path, rounds: int = 3) -> list[tuple[str, str, str]]:
+    """CPU per activity of `run --format raw|ecs|ocsf`, interleaved (target: ECS and OCSF at
+    most 2x raw)."""
+    cpu: dict[str, list[float]] = {"raw": [], "ecs": [], "ocsf": []}
+    with simulator(100_000) as url:
+        for i in range(rounds):
+            for fmt in cpu:
+                cfg = config(tmp, url, f"fmt-{fmt}{i}")
+                result = run_child(PLUGIN + ["--config", str(cfg), "run", "--format", fmt], reader=True)
+                cpu[fmt].append(result[1] / emitted(result[3]) * 1e6)
+    raw = statistics.median(cpu["raw"])
+    return [(f"--format {fmt}: CPU per activity (median of {rounds})", f"{statistics.median(v):.1f} µs",
+             "" if fmt == "raw" else f"{statistics.median(v) / raw:.2f}x raw (target <= 2x)") for fmt, v in cpu.items()]
+
+
 def n_per_cpu(result: tuple[float, float, int, str]) -> float:
     return emitted(result[3]) / result[1]
 
@@ -259,6 +274,9 @@ def main() -> None:
     o, f = statistics.median(out_cpu), statistics.median(fwd_cpu)
     rows.append(("stdout into a reading pipe: activities per CPU-second (median of 3)", f"{o:,.0f}", ""))
     rows.append(("forward with acks: activities per CPU-second", f"{f:,.0f}", f"{f / o:.2f}x stdout (target >= 1x)"))
+
+    # 6. output formats: raw, ECS and OCSF on the same 100,000 activities, into a reading pipe
+    rows += formats(tmp)
 
     width = max(len(r[0]) for r in rows)
     print(f"\n| {'measure':<{width}} | result | target / ratio |")

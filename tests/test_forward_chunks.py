@@ -25,7 +25,7 @@ def record(i: int, created_at: str, size: int) -> dict:
 
 def cut(records: list[dict]) -> list[tuple[str, bytes, int]]:
     sink = AckedForwardSink(OutputConfig(mode="forward", forward_chunk_max_bytes=LIMIT, forward_tag="t.a"))
-    return list(sink._chunks((r, fast_epoch(r["created_at"])) for r in records))
+    return list(sink._chunks((r, fast_epoch(r["created_at"]), r["created_at"]) for r in records))
 
 
 def test_a_page_is_cut_into_messages_within_the_limit_in_order():

@@ -21,6 +21,7 @@ from .logs import TARGET_HELP, log, setup
 from .stdio import guard_std_fds, stdout_broken, stdout_failed
 
 CFG = f"--config /etc/{NAME}/config.toml"
+FORMATS = ("raw", "ecs", "ocsf")  # [output] format (config.py)
 
 
 def _seconds(text: str) -> float:
@@ -71,8 +72,9 @@ COMMANDS = (
             f"{NAME} {CFG} run --max-runtime 50\n{NAME} {CFG} run --follow\n"
             f"{NAME} run --since 7d   # first run only: start 7 days back", "runner:run",
             lambda a: dict(config=a.config, follow=a.follow, since=a.since, max_runtime=a.max_runtime,
-                           stdout_closed=a.stdout_closed),
+                           stdout_closed=a.stdout_closed, fmt=a.format),
             (_arg("--follow", action="store_true", help="keep polling every collect.interval_seconds"),
+             _arg("--format", choices=FORMATS, help="raw (the record as received), ecs or ocsf; default: [output] format"),
              _arg("--since", metavar="WHEN", help="first run: start here (2026-01-01, 2026-01-01T12:00:00Z, 7d)"),
              _arg("--max-runtime", metavar="S", type=_seconds, help="stop cleanly after S seconds and resume "
                   "next run (keep it below the shipper's interval)"))),
@@ -103,11 +105,12 @@ COMMANDS = (
     Command(("demo",), "run the whole pipeline against the built-in simulated API",
             f"{NAME} demo | jq -c '{{type, created_at, who: .actor.email_address}}'\n"
             f"{NAME} demo --seed 42 --count 5000 --no-incident > day.jsonl", "demo:demo",
-            lambda a: dict(count=a.count, log_level=a.log_level, seed=a.seed, incident=not a.no_incident),
+            lambda a: dict(count=a.count, log_level=a.log_level, seed=a.seed, incident=not a.no_incident, fmt=a.format),
             (_arg("--count", type=_bounded_int(0, 1_000_000), default=130,
                   help="everyday activities over the last 23 h (default 130; the incident adds 67)"),
              _arg("--seed", type=_bounded_int(0, 2**32), default=7, help="another organization and day (default 7)"),
-             _arg("--no-incident", action="store_true", help="leave the scripted incident out"))),
+             _arg("--no-incident", action="store_true", help="leave the scripted incident out"),
+             _arg("--format", choices=FORMATS, default="raw", help="raw (default), ecs or ocsf"))),
     Command(("simulate",), "serve the simulated API on 127.0.0.1 (try shipper configs with no key)",
             f"{NAME} simulate --port 8089 &\nANTHROPIC_COMPLIANCE_API_KEY={SIMULATED_KEY} {NAME} --config sim.toml run"
             "   # sim.toml: [api] base_url = \"http://127.0.0.1:8089\"", "demo:simulate",

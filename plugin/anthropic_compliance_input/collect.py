@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Callable
+from typing import Any, Callable
 
 from .api import SKEW_TOLERANCE, ApiError, Client, Page, Query, skew_text
 from .config import Config
 from .errors import Exit, PluginError
+from .formats import shaper
 from .logs import log
 from .plan import Window, dedupe_key, plan_page
 from .sinks import RejectFile, Sink, encode
@@ -41,6 +42,7 @@ class Collector:
         self.stopper = stopper
         self.progress = progress
         self.rejects = RejectFile(store.rejected_path)
+        self.shape = shaper(cfg.output)  # None: the record as received
         self.skew_logged: float | None = None
         self.counters = Counters()
         self.limit = 0.0  # the API's now - settle, as its latest answer showed it
@@ -219,8 +221,11 @@ class Collector:
             log.warning("rejected activity %s (%s); written to %s", dedupe_key(record), reason,
                         self.store.rejected_path)
         self.rejects.write(plan.rejects)
-        records = plan.records
-        items = map(encode, records) if self.sink.wants_lines else plan.timed
+        records, shape = plan.records, self.shape
+        if self.sink.wants_lines:
+            items: Any = map(encode, records if shape is None else map(shape, records))
+        else:
+            items = plan.timed if shape is None else [(shape(r), c, t) for r, c, t in plan.timed]
         with self.stopper.writing():
             written = self.sink.write(items, lambda: self.stopper.requested)
         done = plan.outcome(None if written == len(records) else written)

@@ -152,6 +152,9 @@ class OutputConfig(_Section):
     forward_ack_timeout_seconds: float = Field(30.0, gt=0, le=600)
     # Fluent Bit's forward input drops a connection whose message exceeds Buffer_Max_Size (6 MB)
     forward_chunk_max_bytes: int = Field(4 << 20, ge=4096, le=64 << 20)
+    # what a line (or forward record) holds: the record as received, or it in ECS or OCSF
+    format: Literal["raw", "ecs", "ocsf"] = "raw"
+    keep_original: bool = False  # ecs/ocsf: add the record as received (event.original / raw_data)
 
 
 class LogConfig(_Section):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .api import Client
 from .collect import Collector
-from .config import ApiConfig, Config, StateConfig
+from .config import ApiConfig, Config, OutputConfig, StateConfig
 from .errors import Exit, Interrupted, PluginError
 from .keyshape import SIMULATED_KEY
 from .logs import log, register_secret, setup
@@ -26,7 +26,7 @@ DAY_ENDS = 18 * 3600  # the demo's day ends at 18:00 UTC: the latest one that ha
 INCIDENT_AT = 12 * 3600  # the story starts at noon UTC of that day
 
 
-def demo(count: int, log_level: str, seed: int = DEFAULT_SEED, incident: bool = True) -> int:
+def demo(count: int, log_level: str, seed: int = DEFAULT_SEED, incident: bool = True, fmt: str = "raw") -> int:
     """`count` everyday activities of the 23 hours before the latest 18:00 UTC, with the
     incident of data/values.json woven in. Deterministic: a seed is one organization and one
     day, shifted to the latest whole day (the rhythm follows the UTC hour, which a whole-day
@@ -43,7 +43,8 @@ def demo(count: int, log_level: str, seed: int = DEFAULT_SEED, incident: bool = 
     if incident:
         model.extend(model.factory.incident(end - DAY_ENDS + INCIDENT_AT))
     with tempfile.TemporaryDirectory(prefix="anthropic-compliance-input-demo-") as tmp, SimServer(model) as server:
-        cfg = Config(api=ApiConfig(base_url=server.url), state=StateConfig(path=str(Path(tmp) / "state.db")))
+        cfg = Config(api=ApiConfig(base_url=server.url), state=StateConfig(path=str(Path(tmp) / "state.db")),
+                     output=OutputConfig(format=fmt))
         store = StateStore(cfg.state.path)
         store.lock()
         state = State.starting_at(min(now - cfg.collect.initial_lookback.total_seconds(), end - DAY))

@@ -40,34 +40,32 @@ _SECONDS_NANOS = struct.Struct(">II").pack  # EventTime's payload: big-endian se
 _EVENT_TIME = 0  # its msgpack ext type
 
 
-def event_time(record: Any, created: float | None = None) -> ormsgpack.Ext:
-    """EventTime: created_at to the nanosecond; a float would lose it, and Fluent Bit drops a
-    float-timed event together with the one after it. `created`: the plan's epoch for it, exact
-    to the microsecond, which is all the API's own form (…:00.123456Z) carries."""
-    text = record.get("created_at") if type(record) is dict else None
+def event_time(text: Any, created: float | None = None) -> ormsgpack.Ext:
+    """EventTime: created_at (`text`) to the nanosecond; a float would lose it, and Fluent Bit
+    drops a float-timed event together with the one after it. `created`: the plan's epoch for
+    it, exact to the microsecond, which is all the API's own form (…:00.123456Z) carries."""
     if created is not None and type(text) is str and len(text) <= 27 and text[-1:] == "Z":
         seconds, micros = divmod(round(created * 1_000_000), 1_000_000)
         return ormsgpack.Ext(_EVENT_TIME, _SECONDS_NANOS(seconds & 0xFFFFFFFF, micros * 1000))
     try:
-        seconds, nanos = epoch_ns(text)  # type: ignore[arg-type]
+        seconds, nanos = epoch_ns(text)
     except (KeyError, TypeError, ValueError, OverflowError):
         seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
     return ormsgpack.Ext(_EVENT_TIME, _SECONDS_NANOS(seconds & 0xFFFFFFFF, nanos))
 
 
-def entries(records: Iterable[tuple[Any, float | None]]) -> list[tuple[Any, Any]]:
-    """[(EventTime, record), ...]: the hot loop of this output, so event_time's common case is
-    inlined (a call per record costs a tenth of what the whole entry does)."""
+def entries(records: Iterable[tuple[Any, float | None, Any]]) -> list[tuple[Any, Any]]:
+    """[(EventTime, record), ...] from (record, created epoch, created_at text) triples: the hot
+    loop of this output, so event_time's common case is inlined (a call per record costs a
+    tenth of what the whole entry does). The record may be ECS or OCSF: the time is created_at."""
     out: list[tuple[Any, Any]] = []
     append, ext = out.append, ormsgpack.Ext
-    for record, created in records:
-        if created is not None:  # then record is a dict and its created_at a str (plan_page)
-            text = record["created_at"]
-            if len(text) <= 27 and text[-1] == "Z":
-                seconds, micros = divmod(round(created * 1_000_000), 1_000_000)
-                append((ext(_EVENT_TIME, _SECONDS_NANOS(seconds & 0xFFFFFFFF, micros * 1000)), record))
-                continue
-        append((event_time(record, created), record))
+    for record, created, text in records:
+        if created is not None and type(text) is str and len(text) <= 27 and text[-1] == "Z":
+            seconds, micros = divmod(round(created * 1_000_000), 1_000_000)
+            append((ext(_EVENT_TIME, _SECONDS_NANOS(seconds & 0xFFFFFFFF, micros * 1000)), record))
+        else:
+            append((event_time(text, created), record))
     return out
 
 
@@ -128,8 +126,8 @@ class AckedForwardSink:
         self.sock: socket.socket | None = None
         self.unpacker = msgpack.Unpacker(raw=False)
 
-    def write(self, records: list[tuple[Any, float | None]], stop: Callable[[], bool]) -> int:
-        """Send the page, (record, created_at epoch or None) pairs, chunk by chunk; returns how
+    def write(self, records: list[tuple[Any, float | None, Any]], stop: Callable[[], bool]) -> int:
+        """Send the page, (record, created_at epoch or None, created_at) triples, chunk by chunk; returns how
         many records the receiver acknowledged (fewer when a stop cut in between chunks);
         raises DeliveryError when it gives up."""
         done = 0
@@ -140,7 +138,7 @@ class AckedForwardSink:
             done += count
         return done
 
-    def _chunks(self, records: Iterable[tuple[Any, float | None]]) -> Iterator[tuple[str, bytes, int]]:
+    def _chunks(self, records: Iterable[tuple[Any, float | None, Any]]) -> Iterator[tuple[str, bytes, int]]:
         """The page as messages of at most forward_chunk_max_bytes: packed whole, and when that
         is too large, in parts sized from what the whole took (a part still too large is
         halved; one entry above the limit still goes, alone)."""

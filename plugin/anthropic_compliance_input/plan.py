@@ -75,10 +75,12 @@ class Plan:
         return [s[1] for s in self.steps if s[2] is None]
 
     @property
-    def timed(self) -> list[tuple[Any, float | None]]:
-        """What to emit, each with its created_at in epoch seconds when the plan read it (for the
-        forward output's event time: a page's dates are parsed once)."""
-        return [(s[1], s[5]) for s in self.steps if s[2] is None]
+    def timed(self) -> list[tuple[Any, float | None, Any]]:
+        """What to emit, each with its created_at in epoch seconds when the plan read it and its
+        created_at as written (for the forward output's event time, exact to the nanosecond and
+        the same whatever format the record is written in; a page's dates are parsed once)."""
+        return [(s[1], s[5], s[1].get("created_at") if type(s[1]) is dict else None)
+                for s in self.steps if s[2] is None]
 
     @property
     def rejects(self) -> list[tuple[Any, str]]:

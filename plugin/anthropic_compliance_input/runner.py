@@ -42,12 +42,13 @@ def open_store(cfg: Config) -> StateStore:
 
 
 def run(config: str | None, follow: bool = False, since: str | None = None, max_runtime: float | None = None,
-        stdout_closed: bool = False) -> int:
+        stdout_closed: bool = False, fmt: str | None = None) -> int:
     started = time.time()
     origin = since_arg(since) if since else None  # from the start, however long the first attempt waits
     stopper = Stopper()
     stopper.install(max_runtime)
     run = Run(config, follow, since, origin, stdout_closed, started, stopper)
+    run.format = fmt
     try:
         return run.follow() if follow else run.attempt()
     finally:
@@ -73,6 +74,7 @@ class Run:
         self.started, self.stopper = started, stopper
         self.health = Health()
         self.cfg: Config | None = None  # the last config that loaded
+        self.format: str | None = None  # run --format: wins over [output] format
         self.metrics_path: str | None = None
         self.interval = 60.0
         self.total = Counters()  # every client of this run counts its requests into it
@@ -149,7 +151,7 @@ class Run:
         self.collector: Collector | None = None
         self.health.last_attempt = time.time()
         try:
-            cfg = self.cfg = load_config(self.config).config
+            cfg = self.cfg = _formatted(load_config(self.config).config, self.format)
             use_config_target(cfg.log.target)
             self.metrics_path, self.interval = cfg.metrics.textfile, cfg.collect.interval_seconds
             key = find_key(cfg)
@@ -248,7 +250,7 @@ class Run:
                     reopen()
                     new = _reload(self.config, cfg)
                     if new is not cfg:
-                        cfg = new
+                        cfg = _formatted(new, self.format)
                         use_config_target(cfg.log.target)
                         self.metrics_path, self.interval = cfg.metrics.textfile, cfg.collect.interval_seconds
                         client.close()
@@ -327,6 +329,11 @@ def record_error(store: StateStore, exc: PluginError, requests: Counters) -> Sta
         except PluginError:
             return None
     return state
+
+
+def _formatted(cfg: Config, fmt: str | None) -> Config:
+    """The config with `run --format` in place of [output] format."""
+    return cfg if fmt is None else cfg.model_copy(update={"output": cfg.output.model_copy(update={"format": fmt})})
 
 
 def _reload(config: str | None, cfg: Config) -> Config:

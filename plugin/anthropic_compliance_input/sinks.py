@@ -112,15 +112,15 @@ class ForwardSink:
             forward_packet_error=False,
         )
 
-    def write(self, records: list[tuple[Any, float | None]], stop: Callable[[], bool]) -> int:
-        """`records`: (record, created_at as epoch seconds or None) pairs."""
+    def write(self, records: list[tuple[Any, float | None, Any]], stop: Callable[[], bool]) -> int:
+        """`records`: (record, created_at as epoch seconds or None, created_at) triples."""
         from fluent.sender import EventTime
 
-        for done, (record, _) in enumerate(records):
+        for done, (record, _, created_at) in enumerate(records):
             if done and stop():
                 return done
             try:
-                seconds, nanos = epoch_ns(record["created_at"])
+                seconds, nanos = epoch_ns(created_at)
             except (KeyError, TypeError, ValueError, OverflowError):
                 seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
             try:

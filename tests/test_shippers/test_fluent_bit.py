@@ -160,6 +160,24 @@ def test_event_time_is_created_at_in_every_rfc3339_form(plugin: Plugin, model, n
         assert abs(stamp - epoch(record["created_at"])) < 2e-6, (stamp, record["created_at"])
 
 
+def test_ecs_format_through_the_snippet_keeps_the_event_time(plugin: Plugin, model, now, tmp_path):
+    """run --format ecs with the snippet's ECS parser: every document once, its event time the
+    instant of @timestamp, which is created_at to the millisecond."""
+    records = model.generate(300, now - DAY, now - 120)
+    plugin.configure(collect={"settle_delay_seconds": 1})
+    body = _scheduled(plugin, tmp_path).replace(" run --max-runtime", " run --format ecs --max-runtime")
+    fb = FluentBit(tmp_path, body.replace("Parser        anthropic_activity", "Parser        anthropic_activity_ecs"))
+    fb.start()
+    fb.wait_for(len(records))
+    fb.stop()
+    created = {r["id"]: r["created_at"] for r in records}
+    got = fb.timed()
+    assert sorted(doc["event"]["id"] for _, doc in got) == sorted(created)
+    for stamp, doc in got:
+        instant = epoch(created[doc["event"]["id"]])
+        assert abs(stamp - instant) < 1e-3 and abs(epoch(doc["@timestamp"]) - instant) < 1e-3, (stamp, doc["@timestamp"])
+
+
 def test_follow_snippet_streams_and_stops_with_fluent_bit(plugin: Plugin, model, now, tmp_path):
     records = model.generate(200, now - DAY, now - 120)
     plugin.configure(collect={"settle_delay_seconds": 1, "interval_seconds": 0.5})

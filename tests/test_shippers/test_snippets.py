@@ -9,10 +9,17 @@ from shippers import CONF, PACKAGED_COMMAND, PACKAGED_CONFIG
 
 
 def test_every_snippet_names_the_packaged_paths():
+    """Host snippets name the package's command and config; the per-tenant template units the
+    tenant's config (%i.toml); the Kubernetes manifests the image's entrypoint and its mount."""
     for path in CONF.rglob("*"):
         if path.is_file() and path.name != "config.toml" and "parsers" not in path.name:
             text = path.read_text()
-            if "ExecStart" in text or "program(" in text or "exec" in text:
+            if "kubernetes" in path.parts:
+                if "containers:" in text:
+                    assert "mountPath: /etc/anthropic-compliance-input" in text, path
+            elif "@" in path.name and "ExecStart" in text:
+                assert PACKAGED_COMMAND in text and "/etc/anthropic-compliance-input/%i.toml" in text, path
+            elif "ExecStart" in text or "program(" in text or "exec" in text:
                 assert PACKAGED_COMMAND in text and PACKAGED_CONFIG in text, path
 
 
