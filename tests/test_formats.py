@@ -124,6 +124,32 @@ def test_the_class_table(kind, cls, activity):
     assert classify(kind) == (cls, activity)
 
 
+def values(node: object) -> list[object]:
+    if isinstance(node, dict):
+        return [v for x in node.values() for v in values(x)]
+    if isinstance(node, list):
+        return [node] + [v for x in node for v in values(x)]
+    return [node]
+
+
+def test_ocsf_loses_no_field():
+    """Every field of every record is in the event: mapped (its value is there) or under unmapped,
+    also when fields the mapping reads come together or with unexpected types."""
+    base = {"id": "activity_01x", "created_at": "2026-05-01T10:00:00Z", "actor": {"type": "user_actor"}}
+    odd = [dict(base, type="role_assignment_granted", role="R1", role_id="RID", current_role="CR"),
+           dict(base, type="claude_file_uploaded", filename="f", claude_file_id="C", file_id="F",
+                claude_project_document_id="D"),
+           dict(base, type="group_member_added", group_id=["G"], group_name=12345),
+           dict(base, type="claude_file_uploaded", filename=["name"])]
+    for record in [*every_variant(seed=5), *odd]:
+        event = to_ocsf(record)
+        found = values(event)
+        for field, value in record.items():
+            if value is None or field in ("id", "created_at", "type", "organization_id"):
+                continue
+            assert field in event.get("unmapped", {}) or value in found, (record["type"], field, value)
+
+
 def test_nothing_is_lost_in_either_format():
     """What a format has no place for is kept: ECS under anthropic.audit.*, OCSF under unmapped."""
     factory = ActivityFactory(seed=9)

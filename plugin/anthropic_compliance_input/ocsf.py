@@ -76,25 +76,35 @@ def to_ocsf(record: dict[str, Any], keep_original: bytes | None = None) -> dict[
     elif cls in (3001, 3005):
         event["user"] = _target_user(record, used) or user or {"type_id": 0, "name": "unknown"}
     if cls == 3005:
-        privilege = (record.get("role") or record.get("current_role") or record.get("role_id")
-                     or ("primary_owner" if kind == "primary_owner_transferred" else kind))
-        event["privileges"] = [str(privilege)]
-        used.update(("role", "current_role", "role_id"))
+        source = next((k for k in ("role", "current_role", "role_id") if isinstance(record.get(k), str)), None)
+        event["privileges"] = [record[source] if source else
+                               "primary_owner" if kind == "primary_owner_transferred" else kind]
+        if source:
+            used.add(source)
     elif cls == 3006:
-        event["group"] = {k: v for k, v in (("uid", record.get("group_id")), ("name", record.get("group_name")))
-                          if isinstance(v, str)} or {"name": "unknown"}
-        used.update(("group_id", "group_name"))
+        group = {}
+        for field, attr in (("group_id", "uid"), ("group_name", "name")):
+            if isinstance(record.get(field), str):
+                group[attr] = record[field]
+                used.add(field)
+        event["group"] = group or {"name": "unknown"}
     elif cls == 3004:
         event["entity"] = _entity(kind, record, used)
     elif cls == 6003:
         _api(kind, record, event, used)
     elif cls == 6006:
-        name = next((record[k] for k in ("filename", "claude_file_id", "claude_project_document_id", "file_id")
-                     if isinstance(record.get(k), str)), kind)
-        uid = next((record[k] for k in ("claude_file_id", "claude_project_document_id", "file_id")
-                    if isinstance(record.get(k), str)), None)
-        event["file"] = {"name": name, "type_id": 1, "type": "Regular File", **({"uid": uid} if uid else {})}
-        used.update(("filename", "claude_file_id", "claude_project_document_id", "file_id"))
+        file: dict[str, Any] = {"type_id": 1, "type": "Regular File"}
+        uid_field = next((k for k in ("claude_file_id", "claude_project_document_id", "file_id")
+                          if isinstance(record.get(k), str)), None)
+        if uid_field:
+            file["uid"] = record[uid_field]
+            used.add(uid_field)
+        if isinstance(record.get("filename"), str):
+            file["name"] = record["filename"]
+            used.add("filename")
+        else:
+            file["name"] = file.get("uid", kind)  # OCSF requires a name: the id, or the activity
+        event["file"] = file
 
     unmapped = {k: v for k, v in record.items() if k not in used and v is not None}
     if unmapped:

@@ -15,6 +15,7 @@ import orjson
 
 from .config import OutputConfig
 from .errors import Exit, PluginError
+from .logs import log
 from .timeutil import epoch_ns, format_rfc3339
 
 BATCH_BYTES = 1 << 16  # one write(2) per 64 KB of lines: a stop lands between batches
@@ -123,11 +124,15 @@ class ForwardSink:
                 seconds, nanos = epoch_ns(created_at)
             except (KeyError, TypeError, ValueError, OverflowError):
                 seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
-            try:
-                ok = self.sender.emit_with_time(None, EventTime(seconds, nanos), record)
-                error = self.sender.last_error
-            except Exception as exc:  # forward_packet_error=False: unserialisable records raise
-                ok, error = False, exc
+            ok, error = self._emit(EventTime(seconds, nanos), record)
+            if not ok and isinstance(error, (OverflowError, ValueError, TypeError)):
+                # what msgpack cannot carry as it is (valid JSON): big integers as digits, bad Unicode escaped
+                from .forward import _packable
+
+                log.warning("activity %s: sent with integers beyond 64 bits as strings and invalid Unicode escaped "
+                            "(msgpack cannot carry them as they are)", _record_id(record))
+                self.sender.clear_last_error()
+                ok, error = self._emit(EventTime(seconds, nanos), _packable(record))
             if not ok:
                 self.sender.clear_last_error()
                 self.sender.close()  # a fresh connection for the next attempt, nothing pending
@@ -137,8 +142,21 @@ class ForwardSink:
                                     "check that the Fluentd/Fluent Bit forward input is up; the cursor did not move")
         return len(records)
 
+    def _emit(self, when: Any, record: Any) -> tuple[bool, Any]:
+        try:
+            ok = self.sender.emit_with_time(None, when, record)
+            return ok, self.sender.last_error
+        except Exception as exc:  # forward_packet_error=False: unserialisable records raise
+            return False, exc
+
     def close(self) -> None:
         self.sender.close()
+
+
+def _record_id(record: Any) -> Any:
+    if type(record) is dict:
+        return record.get("id") or (record.get("event") or {}).get("id") or (record.get("metadata") or {}).get("uid")
+    return "?"
 
 
 Sink = Any  # StdoutSink (lines), ForwardSink or forward.AckedForwardSink (records with their event time)

@@ -63,3 +63,25 @@ def test_forward_output_over_a_unix_socket(plugin: Plugin, model, now, tmp_path)
     receiver.wait_for(30)
     receiver.close()
     assert sorted(e[2]["id"] for e in receiver.events) == sorted(r["id"] for r in records)
+
+
+def test_without_acks_an_odd_record_still_goes_and_a_format_keeps_the_event_time(plugin: Plugin, model, now):
+    """forward_require_ack = false (fluent-logger): a lone surrogate and an integer beyond 64 bits
+    are sent escaped and as digits, not a DeliveryError on every run; with format = ecs the event
+    time is still created_at."""
+    receiver = ForwardReceiver()
+    odd = model.add(model.factory.make(now - 3600, "claude_chat_created", note="bad \udc80 text", big=2**70))
+    records = model.generate(30, now - DAY, now - 120) + [odd]
+    plugin.configure(output={"mode": "forward", "forward_port": receiver.port, "forward_require_ack": False,
+                             "format": "ecs"})
+    result = plugin.run()
+    assert result.rc == 0 and "Traceback" not in result.stderr, result.stderr
+    receiver.wait_for(len(records))
+    receiver.close()
+    by_id = {r["id"]: r for r in records}
+    docs = {doc["event"]["id"]: (sec, doc) for _, (sec, _nsec), doc in receiver.events}
+    assert sorted(docs) == sorted(by_id)
+    for activity_id, (sec, doc) in docs.items():
+        assert sec == int(parse_rfc3339(by_id[activity_id]["created_at"]).timestamp())
+    metadata = docs[odd["id"]][1]["anthropic"]["audit"]["metadata"]
+    assert metadata["big"] == str(2**70) and metadata["note"] == "bad \\udc80 text"
