@@ -174,7 +174,7 @@ def ack_receiver() -> Iterator[int]:
         proc.wait()
 
 
-def formats(tmp: Path, rounds: int = 3) -> list[tuple[str, str, str]]:
+def formats(tmp: Path, rounds: int = 5) -> list[tuple[str, str, str]]:
     """CPU per activity of `run --format raw|ecs|ocsf`, interleaved (target: ECS and OCSF at
     most 2x raw)."""
     cpu: dict[str, list[float]] = {"raw": [], "ecs": [], "ocsf": []}

@@ -28,6 +28,10 @@ def _model() -> dict[str, Any]:
     model["by_field"] = {field: (i, target, how, target.removeprefix("anthropic.audit.")
                                  if how == "rename" and target.startswith("anthropic.audit.") else None)
                          for i, (field, target, how) in enumerate(model["renames"])}
+    # the common case, moved in one pass: anthropic.audit.<field> for a field no earlier step reads
+    cascade = set(model["target_email"]) | {field for field, _ in model["target_id"]}
+    model["plain"] = {field: key for field, (_, _, _, key) in model["by_field"].items()
+                      if key == field and field not in cascade}
     return model
 
 
@@ -35,16 +39,26 @@ def to_ecs(record: dict[str, Any], keep_original: bytes | None = None) -> dict[s
     """`keep_original`: the record as received, for `event.original` (and the integration's
     `preserve_original_event` tag)."""
     model = _model()
-    json = dict(record)
-    if isinstance(json.get("actor"), dict):
+    plain = model["plain"]
+    audit: dict[str, Any] = {}
+    json: dict[str, Any] = {}  # what the steps below take from; what is left of it is metadata
+    for field, value in record.items():
+        if field in plain:
+            if value is not None:
+                audit[field] = value
+        else:
+            json[field] = value
+    if type(json.get("actor")) is dict:
         json["actor"] = dict(json["actor"])  # (nested values are shared, never changed: _clean copies)
     doc: dict[str, Any] = {"ecs": {"version": model["ecs_version"]}}
     event: dict[str, Any] = {}
     doc["event"] = event
     if keep_original is not None:
         event["original"] = keep_original.decode("utf-8", "replace").rstrip("\n")
-    _move(json, "id", event, "id")
-    _move(json, "type", event, "action")
+    for field, name in (("id", "id"), ("type", "action")):
+        value = json.pop(field, None)
+        if value is not None and value != "":  # (an empty one goes in the clean-up there too)
+            event[name] = value
     created = json.pop("created_at", None)
     if created is not None:
         doc["@timestamp"] = _es_created(created)
@@ -59,7 +73,7 @@ def to_ecs(record: dict[str, Any], keep_original: bytes | None = None) -> dict[s
             target["email"] = json.pop(field)
             break
     for field, only_if in model["target_id"]:
-        if json.get(field) is not None and (only_if is None or json.get(only_if[0]) == only_if[1]):
+        if json.get(field) is not None and (only_if is None or record.get(only_if[0]) == only_if[1]):
             target["id"] = json.pop(field)
             break
     target = _clean(target) if target else target  # ("" still stops the cascade, then goes, as there)
@@ -68,23 +82,29 @@ def to_ecs(record: dict[str, Any], keep_original: bytes | None = None) -> dict[s
 
     # the actor, under anthropic.audit.actor, with what ECS has a place for pulled out of it
     actor = json.pop("actor", None)
-    audit: dict[str, Any] = {}
     if actor is not None:
         audit["actor"] = actor
-        if isinstance(actor, dict):
+        if type(actor) is dict:
             kind = actor.get("type")
-            _move(actor, "ip_address", doc, "source.ip")
-            _move(actor, "user_agent", doc, "user_agent.original")
-            if kind in ("user_actor", "anthropic_actor"):
-                _move(actor, "email_address", doc, "user.email")
-            if kind == "user_actor":
-                _move(actor, "user_id", doc, "user.id")
-            _move(actor, "unauthenticated_email_address", doc, "user.email")
+            value = actor.pop("ip_address", None)
+            if value is not None:
+                _set(doc, "source.ip", value)
+            value = actor.pop("user_agent", None)
+            if value is not None:
+                _set(doc, "user_agent.original", value)
+            if kind in ("user_actor", "anthropic_actor") and actor.get("email_address") is not None:
+                _set(doc, "user.email", actor.pop("email_address"))
+            if kind == "user_actor" and actor.get("user_id") is not None:
+                _set(doc, "user.id", actor.pop("user_id"))
+            if actor.get("unauthenticated_email_address") is not None:
+                _set(doc, "user.email", actor.pop("unauthenticated_email_address"))
     doc["anthropic"] = {"audit": audit}
 
     action = event.get("action")
     by_field = model["by_field"]
-    for _, field in sorted([(by_field[f][0], f) for f in json if f in by_field]):
+    # in the record's order: every rename has its own target, except the two organization names
+    # (the pipeline's first, org_name, wins), so the pipeline's order changes nothing else
+    for field in [f for f in json if f in by_field]:
         _, target, how, key = by_field[field]
         if json[field] is None:
             continue
@@ -103,7 +123,8 @@ def to_ecs(record: dict[str, Any], keep_original: bytes | None = None) -> dict[s
             else:
                 _move(json, field, doc, target)
         elif how == "if_absent":
-            if (doc.get("organization") or {}).get("name") is None:  # (only organization.name is taken so)
+            if (doc.get("organization") or {}).get("name") is None and (
+                    field == "org_name" or json.get("org_name") is None):  # (only organization.name is taken so)
                 _move(json, field, doc, target)
         else:
             _move(json, field, doc, target)
@@ -153,7 +174,7 @@ def _categorise(doc: dict[str, Any], event: dict[str, Any], action: Any, audit: 
     if rule is None:
         event["category"], event["type"], event["outcome"] = [], ["info"], "unknown"
     else:
-        event["category"], event["type"] = list(rule["category"]), list(rule["type"])
+        event["category"], event["type"] = rule["category"], rule["type"]  # (shared, never changed)
         if "outcome" in rule:
             event["outcome"] = rule["outcome"]
     status = ((doc.get("http") or {}).get("response") or {}).get("status_code")
