@@ -42,7 +42,7 @@ def image(tmp_path_factory) -> str:
            str(tmp / "base.tar"))
         sh("podman", "import", str(tmp / "base.tar"), BASE)
     sh("make", "image", "IMAGE_TOOL=buildah", f"BASE={BASE}",
-       "IMAGE_FLAGS=--isolation chroot --build-arg PIP_NO_INDEX=1", cwd=ROOT, timeout=900)
+       "IMAGE_FLAGS=--isolation chroot", cwd=ROOT, timeout=900)
     return IMAGE
 
 

@@ -112,6 +112,7 @@ def test_one_tenant_builds_and_every_reference_resolves(tmp_path):
     assert volumes["config"]["configMap"]["name"] == docs["ConfigMap"]["metadata"]["name"]
     assert volumes["key"]["secret"]["secretName"] == docs["Secret"]["metadata"]["name"]
     assert volumes["state"]["persistentVolumeClaim"]["claimName"] == docs["PersistentVolumeClaim"]["metadata"]["name"]
+    assert docs["Deployment"]["spec"]["selector"]["matchLabels"]["anthropic-compliance-input/tenant"] == "tenant-one"
 
 
 def test_tenant_two_builds_with_its_own_names_config_and_key(tmp_path):

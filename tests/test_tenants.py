@@ -187,3 +187,23 @@ def test_a_second_tenant_pointed_at_the_first_ones_state_is_refused(tmp_path: Pa
     assert f"belongs to organization {org_a}; this key reads organization {org_b}" in err
     assert "give each tenant its own [state] path" in err
     assert again.returncode == 0 and again.stdout == b""  # the first tenant's state is intact
+
+
+def test_a_tenant_config_that_kept_a_key_file_beside_its_credential_is_refused(tmp_path: Path):
+    """A tenant's copy of a config with `[key] file` would read that file before the unit's
+    credential: the other tenant's key. Two sources for one service is an error, not a choice."""
+    other = tmp_path / "other.key"
+    other.write_text(tenant_key(1) + "\n")
+    other.chmod(0o600)
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "anthropic-compliance-input.api-key").write_text(tenant_key(2) + "\n")
+    (creds / "anthropic-compliance-input.api-key").chmod(0o400)
+    cfg = tmp_path / "acme.toml"
+    cfg.write_text(toml_dumps({"key": {"file": str(other)}, "state": {"path": str(tmp_path / "acme.db")}}))
+    env = child_env(ANTHROPIC_COMPLIANCE_API_KEY=None, CREDENTIALS_DIRECTORY=str(creds))
+    for args in (("run",), ("key", "status")):
+        result = subprocess.run(plugin_cmd("--config", str(cfg), *args), capture_output=True, env=env)
+        err = result.stderr.decode() + result.stdout.decode()
+        assert result.returncode == 78 and "two key sources" in err and "Traceback" not in err, err
+        assert tenant_key(1) not in err and tenant_key(2) not in err

@@ -68,7 +68,7 @@ class Command:
 
 
 COMMANDS = (
-    Command(("run",), "collect everything new, print it, exit 0",
+    Command(("run",), "collect everything new, write it (stdout or the forward output) and exit; --follow keeps on",
             f"{NAME} {CFG} run --max-runtime 50\n{NAME} {CFG} run --follow\n"
             f"{NAME} run --since 7d   # first run only: start 7 days back", "runner:run",
             lambda a: dict(config=a.config, follow=a.follow, since=a.since, max_runtime=a.max_runtime,
@@ -108,7 +108,7 @@ COMMANDS = (
             lambda a: dict(count=a.count, log_level=a.log_level, seed=a.seed, incident=not a.no_incident, fmt=a.format),
             (_arg("--count", type=_bounded_int(0, 1_000_000), default=130,
                   help="everyday activities over the last 23 h (default 130; the incident adds 67)"),
-             _arg("--seed", type=_bounded_int(0, 2**32), default=7, help="another organization and day (default 7)"),
+             _arg("--seed", type=_bounded_int(0, 2**32), default=7, help="another day of the same cast (default 7)"),
              _arg("--no-incident", action="store_true", help="leave the scripted incident out"),
              _arg("--format", choices=FORMATS, default="raw", help="raw (default), ecs or ocsf"))),
     Command(("simulate",), "serve the simulated API on 127.0.0.1 (try shipper configs with no key)",

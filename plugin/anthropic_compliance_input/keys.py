@@ -117,12 +117,19 @@ def lookup(cfg: Config) -> tuple[Found | None, list[Miss]]:
     misses.append(Miss(ENV_KEY, "unset"))
 
     file_name = cfg.key.file or os.environ.get(ENV_KEY_FILE)
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
     if file_name:
+        credential = Path(cred_dir) / CREDENTIAL_NAME if cred_dir else None
+        if credential is not None and credential.exists():
+            # a unit loaded a credential for this service and a key file is configured too (a
+            # tenant's copy of a config that kept [key] file): one of them is another tenant's key
+            raise PluginError(Exit.CONFIG, f"two key sources: key file {file_name} and systemd credential "
+                              f"{credential}", "keep one: remove [key] file (or ANTHROPIC_COMPLIANCE_API_KEY_FILE) "
+                              "from this service's config, or the LoadCredential line from its unit")
         label = f"key file {file_name}"
         return Found(_read_key_file(Path(file_name)), label), misses
     misses.append(Miss("key file", f"not configured ([key] file, {ENV_KEY_FILE})"))
 
-    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
         cred = Path(cred_dir) / CREDENTIAL_NAME
         label = f"systemd credential {cred}"

@@ -61,14 +61,17 @@ def to_ocsf(record: dict[str, Any], keep_original: bytes | None = None) -> dict[
         "metadata": metadata,
     }
     actor = record.get("actor") if isinstance(record.get("actor"), dict) else {}
-    user = _actor_user(actor)
+    actor_used: set[str] = set()
+    user = _actor_user(actor, actor_used)
     event["actor"] = {"user": user} if user else {"app_name": "Anthropic"}
     if _is_ip(actor.get("ip_address")):
         event["src_endpoint"] = {"ip": actor["ip_address"]}
+        actor_used.add("ip_address")
     elif cls in (6003, 6006):
         event["src_endpoint"] = {"name": "unknown"}  # required in these classes; the API named none
     if isinstance(actor.get("user_agent"), str) and cls != 6006:  # (File Hosting has no http_request)
         event["http_request"] = {"user_agent": actor["user_agent"]}
+        actor_used.add("user_agent")
 
     if cls == 3002:
         event["user"] = user or {"type_id": 0, "name": "unknown"}
@@ -107,6 +110,12 @@ def to_ocsf(record: dict[str, Any], keep_original: bytes | None = None) -> dict[
         event["file"] = file
 
     unmapped = {k: v for k, v in record.items() if k not in used and v is not None}
+    if "actor" in unmapped and isinstance(unmapped["actor"], dict):  # only what actor.user etc. do not carry
+        rest = {k: v for k, v in unmapped["actor"].items() if k not in actor_used and v is not None}
+        if rest:
+            unmapped["actor"] = rest
+        else:
+            del unmapped["actor"]
     if unmapped:
         event["unmapped"] = unmapped
     if keep_original is not None:
@@ -114,22 +123,26 @@ def to_ocsf(record: dict[str, Any], keep_original: bytes | None = None) -> dict[
     return event
 
 
-def _actor_user(actor: dict[str, Any]) -> dict[str, Any]:
+def _actor_user(actor: dict[str, Any], used: set[str]) -> dict[str, Any]:
+    """actor.user; `used` gets the actor fields it carries (the rest stays under unmapped)."""
     kind = actor.get("type")
     type_id, type_name = _model()["user_types"].get(kind, (99, str(kind or "Unknown")))
     user: dict[str, Any] = {"type_id": type_id, "type": type_name}
     for field in ("user_id", "api_key_id", "admin_api_key_id", "service_account_id", "subject", "external_client_id"):
         if isinstance(actor.get(field), str):
             user["uid"] = actor[field]
+            used.add(field)
             break
-    email = actor.get("email_address") or actor.get("unauthenticated_email_address")
-    if isinstance(email, str):
-        user["email_addr"] = email
-        user["name"] = email
-    elif isinstance(actor.get("service"), str):
-        user["name"] = actor["service"]
-    else:  # OCSF wants a name or a uid; who acted is at least of this kind
-        user.setdefault("name", user.get("uid") or type_name)
+    for field in ("email_address", "unauthenticated_email_address"):
+        if isinstance(actor.get(field), str) and actor[field]:
+            user["email_addr"] = user["name"] = actor[field]
+            used.add(field)
+            break
+    else:
+        if isinstance(actor.get("service"), str):
+            user["name"] = actor["service"]
+            used.add("service")
+    user.setdefault("name", user.get("uid") or type_name)  # OCSF wants a name or a uid: at least the kind
     return user if kind else {}
 
 

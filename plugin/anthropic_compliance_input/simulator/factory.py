@@ -63,6 +63,7 @@ class ActivityFactory:
         self.users = [(p["email"], p["id"]) for p in self.people]
         self.values = Values(rng, self.cast)
         self.logged_in: dict[str, str] = {}  # person id -> the local day of their last login
+        self.automated_by: str | None = None  # the actor variant _plan chose for an automated activity
         self.counter = itertools.count()
 
     def _cast(self, spec: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -104,6 +105,11 @@ class ActivityFactory:
         """The kind of the next activity and who does it: mostly chat and project work by
         someone at work, their login first on a new local day, a long tail of every other type."""
         rng, mix = self.rng, self.mix
+        if rng.random() < mix["automated"]:  # keys, service accounts, directory sync: any hour
+            kinds, actors, weights = zip(*mix["automation"])
+            pick = rng.choices(range(len(kinds)), weights)[0]
+            self.automated_by = actors[pick]
+            return kinds[pick], None
         tail = rng.choice(self.names) if rng.random() < mix["tail"] else None
         working = self.at_work(created)
         if not working:
@@ -179,10 +185,13 @@ class ActivityFactory:
         # plugin's id tie-break must be exercised on purpose, not by accident.
         stamp = created if created % 1 or form else created + 1e-6 * rng.randint(1, 999999)
         allowed = spec["actor_types"]
-        if "user_actor" in allowed and (person is not None or rng.random() < 0.8):
-            actor_kind = "user_actor"
-        elif "api_actor" in allowed and kind == "compliance_api_accessed":
+        automated, self.automated_by = self.automated_by, None
+        if automated in allowed:
+            actor_kind = automated
+        elif "api_actor" in allowed and kind == "compliance_api_accessed":  # this collector's requests
             actor_kind = "api_actor"
+        elif "user_actor" in allowed and (person is not None or rng.random() < 0.8):
+            actor_kind = "user_actor"
         else:
             actor_kind = rng.choice(allowed)
         record: dict[str, Any] = {
