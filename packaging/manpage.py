@@ -54,9 +54,16 @@ def main() -> None:
         for name, spec in field.annotation.model_fields.items():  # type: ignore[union-attr]
             w(roff(f"{name} = {_default(spec.default)}") + "\n")
         w(".fi\n")
-    w(f".SH FILES\n.TP\n/etc/{NAME}/config.toml\nconfiguration (no secrets)\n"
+    w(".SH ENVIRONMENT\n.TP\nANTHROPIC_COMPLIANCE_INPUT_CONFIG\nthe config file, when \\-\\-config is not given\n"
+      ".PP\nThe key comes from the first of these that is set, then from the OS keyring (\\fBkey set\\fR); "
+      "a key file beside a systemd credential is refused:\n"
+      ".TP\nANTHROPIC_COMPLIANCE_API_KEY\nthe key itself (containers, tests)\n"
+      ".TP\nANTHROPIC_COMPLIANCE_API_KEY_FILE\na key file, when [key] file is not set; mode 0600 or 0640\n"
+      f".TP\nCREDENTIALS_DIRECTORY\nset by systemd: the credential {roff(NAME)}.api\\-key in it\n")
+    w(f".SH FILES\n.TP\n/etc/{NAME}/config.toml\nconfiguration (no secrets); a tenant's is /etc/{NAME}/TENANT.toml\n"
       f".TP\n/var/lib/{NAME}/\nstate files, their locks and dead\\-letter files\n"
-      f".TP\n/usr/share/doc/{NAME}/examples/\nFluent Bit, Vector, Fluentd, syslog\\-ng and systemd snippets\n")
+      f".TP\n/lib/systemd/system/{NAME}@.service, {NAME}@.timer, {NAME}\\-run@.service\nper\\-tenant units\n"
+      f".TP\n/usr/share/doc/{NAME}/examples/\nFluent Bit, Vector, Fluentd, syslog\\-ng, systemd, Prometheus and Kubernetes examples\n")
     w(f".SH SEE ALSO\n/usr/share/doc/{NAME}/README.md\n")
 
 

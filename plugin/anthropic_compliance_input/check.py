@@ -58,7 +58,8 @@ def check(config_arg: str | None) -> int:
         _line("config", False, str(exc))
         return exc.code
     cfg = loaded.config
-    _line("config", True, f"{loaded.describe()}: valid; base_url {cfg.api.base_url}, output {cfg.output.mode}")
+    _line("config", True, f"{loaded.describe()}: valid; base_url {cfg.api.base_url}, output {cfg.output.mode}"
+          + ("" if cfg.output.format == "raw" else f" ({cfg.output.format})"))
     failures: list[int] = []
 
     from .keys import find_key, mask, shape_warning
