@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from .simulator.values import load
+from .datafiles import load
 from .timeutil import parse_rfc3339
 
 ROLE_TYPES = ("role_assignment_granted", "role_assignment_revoked")
@@ -305,7 +305,8 @@ def _move(source: dict[str, Any], field: str, doc: dict[str, Any], path: str) ->
 
 def _clean(node: Any) -> Any:
     """The integration's last script: drop nulls, empty strings, empty maps and lists, deeply.
-    A cleaned copy: the record's own nested values are shared with the document, not changed."""
+    A cleaned copy: the record's own nested values are shared with the document, not changed.
+    (Two plain loops, not one generator over both: that costs 0.4 µs an activity here.)"""
     if type(node) is dict:
         out = {}
         for key, value in node.items():

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from .ecs import outcome
-from .simulator.values import load
+from .datafiles import load
 from .timeutil import epoch_ns
 
 ENVELOPE = ("id", "created_at", "type", "organization_id")  # mapped for every class

@@ -19,7 +19,8 @@ from typing import Any
 
 from .. import __version__
 from ..timeutil import format_rfc3339
-from .values import MISSING, Values, load, tagged, value_model
+from ..datafiles import load
+from .values import MISSING, Values, tagged, value_model
 
 ALL_ACTORS = ("user_actor", "api_actor", "admin_api_key_actor", "unauthenticated_user_actor",
               "anthropic_actor", "system_actor", "scim_directory_sync_actor", "service_account_actor",

@@ -15,12 +15,11 @@ import re
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Callable
 
+from ..datafiles import load
 from ..timeutil import format_rfc3339
 
-DATA_PACKAGE = "anthropic_compliance_input"  # the data files belong to the top-level package
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 MISSING = object()  # an optional field left out of the record
 
@@ -57,10 +56,6 @@ def parse_type(text: str) -> FieldType:
     else:
         raise ValueError(f"a catalog type this model does not know: {text!r}")
     return FieldType(base, optional, nullable)
-
-
-def load(name: str) -> Any:
-    return json.loads(resources.files(DATA_PACKAGE).joinpath(f"data/{name}").read_text("utf-8"))
 
 
 @lru_cache(maxsize=1)
