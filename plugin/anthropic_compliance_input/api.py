@@ -9,14 +9,12 @@ A failed request never returns a page, so it can never move the cursor.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
 
 import requests
@@ -25,8 +23,9 @@ from urllib3.exceptions import MaxRetryError, ProtocolError, ResponseError
 from urllib3.util.retry import Retry
 
 from . import NAME, __version__
+from .answers import ApiError, Page, read_answer
 from .config import ApiConfig
-from .errors import Exit, PluginError
+from .errors import Exit
 from .logs import log
 from .state import Counters
 
@@ -64,23 +63,6 @@ class _Retry(Retry):
 
 
 @dataclass
-class Page:
-    data: list[Any]
-    has_more: bool
-    last_id: str | None
-    request_id: str | None
-    headers: dict[str, str] = field(default_factory=dict)
-    api_time: float | None = None  # the API's clock (its Date header) when it answered
-    received: float = 0.0  # the host's clock when the answer arrived
-    nonfinite: bool = False  # a number in the body overflowed a float (1e400)
-
-    @property
-    def skew(self) -> float | None:
-        """Host clock minus the API's. Date has whole seconds: take the middle of that second."""
-        return None if self.api_time is None else self.received - (self.api_time + 0.5)
-
-
-@dataclass
 class Query:
     """One Activity Feed query; `params()` renders it the way the API documents."""
 
@@ -110,18 +92,6 @@ class Query:
         ):
             out.extend((name, v) for v in values)
         return out
-
-
-class ApiError(PluginError):
-    pass
-
-
-def _error_details(content: bytes) -> tuple[str, str]:
-    try:
-        err = json.loads(content).get("error") or {}
-        return str(err.get("type") or "error"), str(err.get("message") or "").strip()
-    except Exception:
-        return "error", content[:200].decode("utf-8", "replace").strip().replace("\n", " ")
 
 
 class Client:
@@ -216,51 +186,8 @@ class Client:
 
     def _check(self, resp: requests.Response, content: bytes) -> Page | str:
         """A Page, a retryable fault description, or an ApiError raised for final answers."""
-        request_id = resp.headers.get("request-id")
-        self.last_request_id = request_id or self.last_request_id
-        rid = f" (request-id {request_id})" if request_id else ""
-        status = resp.status_code
-        if status != 200:
-            kind, message = _error_details(content)
-            text = f"API {status} {kind}: {message}{rid}"
-            if status == 401:
-                raise ApiError(Exit.NOPERM, text, f"the key is invalid or revoked; see `{NAME} key status`")
-            if status == 403:
-                hint = ("check [api] organization_ids: the key does not cover that organization"
-                        if "organization" in message.lower()
-                        else "the key needs the read:compliance_activities scope (Admin keys: created "
-                             "after the Compliance API was enabled)")
-                raise ApiError(Exit.NOPERM, text, hint)
-            if status == 400:
-                raise ApiError(Exit.DATAERR, text,
-                               "check the filters in [api] (activity_types, organization_ids, actor_ids)")
-            if status == 404:
-                raise ApiError(Exit.CONFIG, text, "check [api] base_url")
-            if status == 429:
-                raise ApiError(Exit.TEMPFAIL, f"rate limited past the retry budget: {text}",
-                               "the 600 requests/min budget is shared by every key of the organization; "
-                               "the cursor did not move", "rate_limited")
-            if resp.headers.get("x-should-retry", "").lower() == "false":
-                raise ApiError(Exit.UNAVAILABLE, f"{text}; the API said not to retry it",
-                               "the cursor did not move past the pages delivered; try again later")
-            raise ApiError(Exit.UNAVAILABLE, f"{text} after {_retries(self.api.max_retries)}",
-                           "the cursor did not move past the pages delivered; try again later")
-        ctype = resp.headers.get("content-type", "")
-        if "json" not in ctype:
-            return f"HTTP 200 with content-type {ctype or 'none'!r}, not JSON (a proxy page?){rid}"
-        overflow: list[str] = []
-        try:
-            # stdlib json, not orjson: orjson turns integers beyond 64 bits into floats
-            body = json.loads(content, parse_constant=_no_constants, parse_float=_float_noting(overflow))
-        except (ValueError, RecursionError) as exc:
-            return f"HTTP 200 with a body that is not valid JSON ({exc}){rid}"
-        problem = _envelope_problem(body)
-        if problem:
-            return f"HTTP 200 with a malformed envelope: {problem}{rid}"
-        headers = {k.lower(): v for k, v in resp.headers.items()
-                   if k.lower().startswith("anthropic-") or k.lower() == "request-id"}
-        return Page(body["data"], body["has_more"], body.get("last_id"), request_id, headers,
-                    _api_time(resp.headers.get("date")), time.time(), bool(overflow))
+        self.last_request_id = resp.headers.get("request-id") or self.last_request_id
+        return read_answer(resp, content, _retries(self.api.max_retries))
 
     def _pace(self, page: Page) -> None:
         """Slow down before a 429: the budget is shared by every key of the organization, so
@@ -295,21 +222,6 @@ class Client:
             time.sleep(wait)
 
 
-def _no_constants(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _float_noting(overflow: list[str]) -> Any:
-    """float() that notes 1e400 and the like: json turns them into inf, which no writer can emit
-    as JSON; the page step then dead-letters the record that holds one."""
-    def parse(text: str) -> float:
-        value = float(text)
-        if value in (math.inf, -math.inf):
-            overflow.append(text)
-        return value
-    return parse
-
-
 def skew_text(skew: float) -> str:
     """'3600s ahead of the API's': how check, status and the log say a clock skew."""
     return f"{abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} the API's"
@@ -317,15 +229,6 @@ def skew_text(skew: float) -> str:
 
 def _retries(count: int) -> str:
     return "1 retry" if count == 1 else f"{count} retries"
-
-
-def _api_time(header: str | None) -> float | None:
-    if not header:
-        return None
-    try:
-        return parsedate_to_datetime(header).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 def _failure_code(response: Any) -> Exit:
@@ -339,21 +242,6 @@ def probe(api: ApiConfig, key: str) -> Page:
         return client.get_page(Query(limit=1, order="desc"))
     finally:
         client.close()
-
-
-def _envelope_problem(body: Any) -> str | None:
-    if not isinstance(body, dict):
-        return "top level is not an object"
-    if not isinstance(body.get("data"), list):
-        return "'data' is missing or not a list"
-    if not isinstance(body.get("has_more"), bool):
-        return "'has_more' is missing or not a boolean"
-    for name in ("first_id", "last_id"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            return f"'{name}' is not a string or null"
-    if body["has_more"] and not body.get("last_id"):
-        return "'has_more' is true but 'last_id' is empty"
-    return None
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -24,30 +24,16 @@ CFG = f"--config /etc/{NAME}/config.toml"
 FORMATS = ("raw", "ecs", "ocsf")  # [output] format (config.py)
 
 
-def _seconds(text: str) -> float:
-    value = float(text) if re.fullmatch(r"\d+(\.\d*)?|\.\d+", text.strip()) else math.nan
-    if not 0 < value <= 366 * 86400:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"not a number of seconds above 0 and at most a year: {text!r}")
-    return value
-
-
-def _bounded_int(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+def _number(low: float, high: float, whole: bool = False) -> Callable[[str], Any]:
+    """Bounds at the edge: nan, inf, 1e400 and negatives fail here, with the range, not deep in a run."""
+    def parse(text: str) -> float:
+        shape = r"\d+" if whole else r"\d+(\.\d*)?|\.\d+"
+        value = (int if whole else float)(text) if re.fullmatch(shape, text.strip()) else math.nan
+        if not low <= value <= high:  # NaN fails this too
+            kind = "a whole number" if whole else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind} from {low:.10g} to {high:.10g}")
         return value
     return parse
-
-
-def _rate(text: str) -> float:
-    value = float(text) if re.fullmatch(r"\d+(\.\d*)?", text.strip()) else math.nan
-    if not 0 <= value <= 600_000:
-        raise argparse.ArgumentTypeError("must be a number of activities per minute, 0 to 600000")
-    return value
 
 
 def _arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -76,8 +62,8 @@ COMMANDS = (
             (_arg("--follow", action="store_true", help="keep polling every collect.interval_seconds"),
              _arg("--format", choices=FORMATS, help="raw (the record as received), ecs or ocsf; default: [output] format"),
              _arg("--since", metavar="WHEN", help="first run: start here (2026-01-01, 2026-01-01T12:00:00Z, 7d)"),
-             _arg("--max-runtime", metavar="S", type=_seconds, help="stop cleanly after S seconds and resume "
-                  "next run (keep it below the shipper's interval)"))),
+             _arg("--max-runtime", metavar="S", type=_number(1e-3, 366 * 86400), help="stop cleanly after S seconds "
+                  "and resume next run (keep it below the shipper's interval)"))),
     Command(("key", "set"), "read the key from a prompt or stdin and store it in the OS keyring",
             f"{NAME} key set                      # prompts, input hidden\n"
             f"{NAME} key set --verify < key.txt  # first line of stdin; one API call checks it",
@@ -106,18 +92,22 @@ COMMANDS = (
             f"{NAME} demo | jq -c '{{type, created_at, who: .actor.email_address}}'\n"
             f"{NAME} demo --seed 42 --count 5000 --no-incident > day.jsonl", "demo:demo",
             lambda a: dict(count=a.count, log_level=a.log_level, seed=a.seed, incident=not a.no_incident, fmt=a.format),
-            (_arg("--count", type=_bounded_int(0, 1_000_000), default=130,
+            (_arg("--count", type=_number(0, 1_000_000, whole=True), default=130,
                   help="everyday activities over the last 23 h (default 130; the incident adds 67)"),
-             _arg("--seed", type=_bounded_int(0, 2**32), default=7, help="another day of the same cast (default 7)"),
+             _arg("--seed", type=_number(0, 2**32, whole=True), default=7,
+                  help="another day of the same cast (default 7)"),
              _arg("--no-incident", action="store_true", help="leave the scripted incident out"),
              _arg("--format", choices=FORMATS, default="raw", help="raw (default), ecs or ocsf"))),
     Command(("simulate",), "serve the simulated API on 127.0.0.1 (try shipper configs with no key)",
             f"{NAME} simulate --port 8089 &\nANTHROPIC_COMPLIANCE_API_KEY={SIMULATED_KEY} {NAME} --config sim.toml run"
             "   # sim.toml: [api] base_url = \"http://127.0.0.1:8089\"", "demo:simulate",
             lambda a: dict(port=a.port, count=a.count, rate=a.rate),
-            (_arg("--port", type=_bounded_int(0, 65535), default=8089, help="port (default 8089; 0 picks one)"),
-             _arg("--count", type=_bounded_int(0, 10_000_000), default=1000, help="activities over the last 24 h (default 1000)"),
-             _arg("--rate", type=_rate, default=30, help="new activities per minute (default 30)"))),
+            (_arg("--port", type=_number(0, 65535, whole=True), default=8089,
+                  help="port (default 8089; 0 picks one)"),
+             _arg("--count", type=_number(0, 10_000_000, whole=True), default=1000,
+                  help="activities over the last 24 h (default 1000)"),
+             _arg("--rate", type=_number(0, 600_000), default=30,
+                  help="new activities per minute (default 30)"))),
 )
 
 EXAMPLES = "examples:\n" + "".join(f"  {line}\n" for line in (

@@ -7,6 +7,7 @@ from this enum, so the code and the documentation cannot drift apart.
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -74,6 +75,17 @@ class PluginError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} — {self.hint}" if self.hint else self.message
+
+
+def disk_error(exc: OSError, what: str) -> PluginError:
+    """A full disk heals by itself or by a cleanup (75, retried); anything else needs the operator (78)."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        return PluginError(Exit.TEMPFAIL, f"{what}: {reason}",
+                           "free disk space; the previous state is intact and nothing was lost", "disk")
+    return PluginError(Exit.CONFIG, f"{what}: {reason}",
+                       "make [state] path writable by the user the shipper runs as; "
+                       "the previous state is intact", "disk")
 
 
 class Interrupted(BaseException):

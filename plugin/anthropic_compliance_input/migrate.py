@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from .errors import PluginError
+from .errors import PluginError, disk_error
 from .logs import log
-from .state import _STATE, VERSION, Counters, State, StateStore, disk_error
+from .state import _STATE, VERSION, Counters, State, StateStore
 from .timeutil import epoch
 
 Seen = list[tuple[str, float, str | None]]

@@ -7,7 +7,6 @@ The cycle itself (one poll) is in collect.py; this module decides what happens b
 from __future__ import annotations
 
 import gc
-import sys
 import time
 from typing import Any
 
@@ -15,11 +14,13 @@ from . import NAME
 from .api import ApiError, Client
 from .collect import Collector
 from .config import Config, load_config
+from .episodes import Episodes
 from .errors import Exit, Interrupted, PluginError
 from .keys import find_key
 from . import metrics
 from .logs import log, reopen, use_config_target
 from .metrics import Health
+from .progress import Progress
 from .sinks import Sink, make_sink
 from .state import Counters, State, StateLost, StateStore
 from .stop import Stopper
@@ -83,7 +84,7 @@ class Run:
         self.stopped: str | None = None
         self.summary = False
         self.failures = 0  # in a row: sets the --follow backoff
-        self.logged: tuple[str, float, tuple[str, str]] | None = None  # the reason last logged, when, what
+        self.episodes = Episodes()
         self.metrics_problem: str | None = None
 
     def follow(self) -> int:
@@ -97,7 +98,7 @@ class Run:
                     return self._give_up(exc)
                 self.failures += 1
                 delay = min(5.0 * 2 ** min(self.failures - 1, 20), max(self.interval, 5.0))
-                self._log_episode(exc, delay)
+                self.episodes.failed(exc, delay, cap=max(self.interval, 5.0))
             try:
                 self.stopper.sleep(delay)
             except Interrupted:
@@ -122,28 +123,6 @@ class Run:
                 pass
             return int(exc.code)
         raise exc
-
-    def _log_episode(self, exc: PluginError, delay: float) -> None:
-        """Once per condition, then every 10 minutes while it lasts: a restart storm of the
-        same line helps nobody, silence hides an outage."""
-        now, episode = time.monotonic(), (exc.reason, exc.hint or exc.message)  # not the ids in a message
-        if self.logged is not None and self.logged[0] != exc.reason:
-            log.info("cleared: %s (now failing on %s)", self.logged[0], exc.reason,
-                     extra={"fields": {"recovered": self.logged[0]}})
-            self.logged = None
-        if self.logged is None or self.logged[2] != episode or now - self.logged[1] >= 600:
-            cap = max(self.interval, 5.0)
-            when = f"every {cap:.0f}s" if delay >= cap else f"in {delay:.0f}s, then with a growing delay up to {cap:.0f}s"
-            again = " (logged again every 10 minutes while it lasts)" if self.logged is None else ""
-            log.error("%s; retrying %s%s", exc, when, again, extra={"fields": {"error": exc.reason}})
-            self.logged = (exc.reason, now, episode)
-        else:
-            log.debug("still failing (%s); retrying in %.0fs", exc.reason, delay)
-
-    def _recovered(self) -> None:
-        if self.logged is not None:
-            log.info("recovered: %s no longer fails", self.logged[0], extra={"fields": {"recovered": self.logged[0]}})
-        self.logged = None
 
     def attempt(self) -> int:
         store: StateStore | None = None
@@ -204,14 +183,14 @@ class Run:
         self.health.rate_limit_remaining = collector.client.rate_limit_remaining
         self.high_water, self.last_request_id = collector.state.high_water, collector.state.last_request_id
         self._write_metrics()
-        self._recovered()
+        self.episodes.recovered()
 
     def _loop(self, cfg: Config, key: str, store: StateStore, state: State, sink: Sink) -> None:
         gc.freeze()  # the modules and pydantic schemas loaded so far live as long as the process:
         # keep the collector from walking them on every full collection (~0.5 µs an activity)
         stopper, total = self.stopper, self.total
-        client = Client(cfg.api, key, total, quiet=self.logged is not None)  # the episode is logged already
-        progress = Progress(self.started) if sys.stderr.isatty() else None
+        client = Client(cfg.api, key, total, quiet=self.episodes.ongoing)  # the episode is logged already
+        progress = Progress.on_a_terminal(self.started)
         collector = self.collector = Collector(cfg, client, store, state, sink, stopper, progress)
         self.summary = True
         try:
@@ -255,7 +234,7 @@ class Run:
                         self.metrics_path, self.interval = cfg.metrics.textfile, cfg.collect.interval_seconds
                         client.close()
                         sink.close()
-                        client = Client(cfg.api, key, total, quiet=self.logged is not None)
+                        client = Client(cfg.api, key, total, quiet=self.episodes.ongoing)
                         sink = make_sink(cfg, waiting=stopper.waiting)
                         collector.rejects.close()
                         collector = self.collector = Collector(cfg, client, store, collector.state, sink, stopper,
@@ -347,25 +326,6 @@ def _reload(config: str | None, cfg: Config) -> Config:
         new = new.model_copy(update={"state": cfg.state})
     log.info("SIGHUP: config reloaded")
     return new
-
-
-class Progress:
-    """A one-line backfill display, only when stderr is a terminal (no \\r in logs, ever)."""
-
-    def __init__(self, started: float) -> None:
-        self.started = started
-        self.shown = False
-
-    def __call__(self, counters: Counters, reached: float, target: float) -> None:
-        rate = counters.emitted / max(time.time() - self.started, 1e-3)
-        sys.stderr.write(f"\r{counters.emitted} activities, {counters.pages} pages, {rate:,.0f}/s, "
-                         f"reached {format_rfc3339(reached)} of {format_rfc3339(target)}\x1b[K")
-        sys.stderr.flush()
-        self.shown = True
-
-    def done(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
 
 
 _libc: Any = None

@@ -185,7 +185,7 @@ class RejectFile:
         """Append and fsync: durable before the cursor moves past the rejected records."""
         if not rejects:
             return
-        from .state import disk_error
+        from .errors import disk_error
 
         try:
             if self._fh is None:

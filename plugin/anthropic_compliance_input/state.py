@@ -14,7 +14,6 @@ The seen set is one table of (id, stamp, activity type); `seen_floor` and, per l
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import sqlite3
@@ -26,7 +25,8 @@ from typing import Annotated, Iterable
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 
 from . import NAME
-from .errors import Exit, PluginError
+from .errors import Exit, PluginError, disk_error
+from .lock import hold, private_dir
 
 VERSION = 2
 # A hand-edited state is checked like a config: times between 1970 and 2200, counts not negative.
@@ -93,11 +93,6 @@ class StateLost(PluginError):
     """The state file vanished under a running collector: only an operator can say from where."""
 
 
-def _create_private_dir(path: Path) -> None:
-    if not path.exists():
-        path.mkdir(mode=0o700, parents=True)
-
-
 class StateStore:
     def __init__(self, path: str | Path, windows: tuple[float, float] = (300.0, 72 * 3600.0),
                  late_types: tuple[str, ...] = ("anthropic_access", "cmek_preserve")) -> None:
@@ -114,37 +109,15 @@ class StateStore:
 
     # -- the lock ---------------------------------------------------------------------------
     def lock(self) -> None:
-        """Exclusive for the life of the process; the kernel drops it if we die, so no stale locks."""
-        try:
-            _create_private_dir(self.path.parent)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise disk_error(exc, f"cannot create the lock file {self.lock_path}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            holder = ""
-            try:
-                holder = f" (pid {self.lock_path.read_text().strip()})"
-            except OSError:
-                pass
-            raise PluginError(Exit.TEMPFAIL, f"another instance holds the state lock {self.lock_path}{holder}",
-                              "only one collector may use a state file; this run exits without touching it",
-                              "lock") from None
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        except OSError:
-            pass  # the pid is a courtesy for the operator; the flock is what counts
-        self._lock_fd = fd
+        """Exclusive for the life of the process (see lock.py)."""
+        self._lock_fd = hold(self.lock_path)
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
+            os.close(self._lock_fd)  # the kernel releases the flock with the last descriptor
             self._lock_fd = None
 
     # -- reading ----------------------------------------------------------------------------
@@ -217,7 +190,7 @@ class StateStore:
                prune: bool = True) -> None:
         """One transaction: new seen ids in, what is below the floors out, the state row."""
         try:
-            _create_private_dir(self.path.parent)
+            private_dir(self.path.parent)
             db = self._conn()
             with db:
                 db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", seen)
@@ -346,13 +319,3 @@ def _as_oserror(exc: sqlite3.DatabaseError) -> OSError:
     if "readonly" in text.lower() or "read-only" in text.lower():
         return OSError(errno.EROFS, text)
     return OSError(errno.EIO, text)
-
-
-def disk_error(exc: OSError, what: str) -> PluginError:
-    reason = exc.strerror or str(exc)
-    if exc.errno == errno.ENOSPC:
-        return PluginError(Exit.TEMPFAIL, f"{what}: {reason}",
-                           "free disk space; the previous state is intact and nothing was lost", "disk")
-    return PluginError(Exit.CONFIG, f"{what}: {reason}",
-                       "make [state] path writable by the user the shipper runs as; "
-                       "the previous state is intact", "disk")
