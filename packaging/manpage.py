@@ -59,7 +59,9 @@ def main() -> None:
       "a key file beside a systemd credential is refused:\n"
       ".TP\nANTHROPIC_COMPLIANCE_API_KEY\nthe key itself (containers, tests)\n"
       ".TP\nANTHROPIC_COMPLIANCE_API_KEY_FILE\na key file, when [key] file is not set; mode 0600 or 0640\n"
-      f".TP\nCREDENTIALS_DIRECTORY\nset by systemd: the credential {roff(NAME)}.api\\-key in it\n")
+      f".TP\nCREDENTIALS_DIRECTORY\nset by systemd: the credential {roff(NAME)}.api\\-key in it\n"
+      ".TP\nANTHROPIC_COMPLIANCE_INPUT_SYSLOG_SOCKET\nthe syslog socket for \\-\\-log\\-target syslog "
+      "(default /dev/log; a chroot or container may have it elsewhere)\n")
     w(f".SH FILES\n.TP\n/etc/{NAME}/config.toml\nconfiguration (no secrets); a tenant's is /etc/{NAME}/TENANT.toml\n"
       f".TP\n/var/lib/{NAME}/\nstate files, their locks and dead\\-letter files\n"
       f".TP\n/lib/systemd/system/{NAME}@.service, {NAME}@.timer, {NAME}\\-run@.service\nper\\-tenant units\n"

@@ -7,6 +7,7 @@ The named cases are the ones found by hand; Hypothesis then looks for more.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sqlite3
@@ -14,13 +15,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import requests
 from helpers import KEY, toml_dumps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from urllib3.util import parse_url
 
 from anthropic_compliance_input.cli import main
-from anthropic_compliance_input.config import Config, parse_config
+from anthropic_compliance_input.config import Config, load_config, parse_config
 from anthropic_compliance_input.errors import Exit, PluginError
+from anthropic_compliance_input.keys import lookup
 from anthropic_compliance_input.state import StateStore
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -87,10 +91,19 @@ def test_the_inputs_found_by_hand_are_usage_errors(capsys, dead_api, tmp_path, a
     ({"late_lookback": "1000000000w"}, None, "late_lookback"),
     ({"overlap_seconds": float("inf")}, None, "overlap_seconds"),
     ({}, "/", "state.path"), ({}, ".", "state.path"),
+    # found by an audit: each of these loaded, then ended in a traceback (70) or a spinning --follow
+    *[({}, {"api": {"base_url": url}}, "api.base_url") for url in (
+        "http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://127.0.0.1:0", "https://exa mple.com",
+        "https://%zz", "https://a..b", "https://" + "a" * 300, "https://user:pw@api.example")],
+    *[({}, {"output": {"forward_host": host}}, "output.forward_host") for host in ("", "unix://", "exa mple")],
+    ({"interval_seconds": 1e-300}, None, "interval_seconds"),
+    *[({}, {"api": {"activity_types": [kind]}}, "api.activity_types") for kind in ("", "a\nb", "a\x00b")],
 ])
 def test_config_values_found_by_hand_are_configuration_errors(collect, state_path, needle):
     doc = {"collect": collect}
-    if state_path:
+    if isinstance(state_path, dict):
+        doc.update(state_path)
+    elif state_path:
         doc["state"] = {"path": state_path}
     with pytest.raises(PluginError) as caught:
         parse_config(doc, "config.toml")
@@ -101,6 +114,73 @@ def test_a_tilde_in_a_path_is_expanded(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     cfg = parse_config({"state": {"path": "~/state.db"}}, "config.toml")
     assert cfg.state.path == str(tmp_path / "state.db")
+    (tmp_path / "c.toml").write_text('[collect]\ninterval_seconds = 7\n')
+    assert load_config("~/c.toml").config.collect.interval_seconds == 7  # --config
+    monkeypatch.setenv("ANTHROPIC_COMPLIANCE_INPUT_CONFIG", "~/c.toml")
+    assert load_config(None).config.collect.interval_seconds == 7
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    key_file.chmod(0o600)
+    monkeypatch.delenv("ANTHROPIC_COMPLIANCE_API_KEY", raising=False)
+    monkeypatch.setenv("ANTHROPIC_COMPLIANCE_API_KEY_FILE", "~/key")
+    found, _ = lookup(Config())
+    assert found is not None and found.key == KEY
+
+
+@pytest.mark.parametrize("argv", [["--config", "", "status"], ["run", "--since", ""], ["state", "reset", "--since", " ", "--yes"],
+                                  ["key", "status", "--profile", ""], ["--log-target", "", "status"]])
+def test_an_empty_argument_is_a_usage_error_not_a_default(capsys, dead_api, tmp_path, argv):
+    """Found by an audit: `--config ""` quietly meant the built-in defaults (and api.anthropic.com),
+    `state reset --since "" --yes` deleted the state."""
+    if argv[0] != "--config":
+        argv = ["--config", config_file(tmp_path, dead_api), *argv]
+    code, err = invoke(capsys, argv)
+    assert code == Exit.USAGE and "must not be empty" in err, err
+
+
+@pytest.mark.parametrize("what", ["config", "key file"])
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge"])
+def test_a_config_or_key_file_that_is_not_a_small_regular_file_is_refused_not_a_hang(
+        capsys, dead_api, tmp_path, monkeypatch, what, kind):
+    target = tmp_path / "target"
+    if kind == "fifo":
+        os.mkfifo(target, 0o600)  # nobody writes: a plain open() would block for ever
+    elif kind == "device":
+        target = Path("/dev/zero")  # never ends
+    else:
+        target.write_bytes(b"#" * (2 << 20))
+        target.chmod(0o600)
+    if what == "config":
+        code, err = invoke(capsys, ["--config", str(target), "status"])
+    else:
+        monkeypatch.delenv("ANTHROPIC_COMPLIANCE_API_KEY")
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(toml_dumps({"api": {"base_url": dead_api, "max_retries": 0}, "key": {"file": str(target)},
+                                   "state": {"path": str(tmp_path / "state.db")}}))
+        code, err = invoke(capsys, ["--config", str(cfg), "run"])
+    assert code == Exit.CONFIG and "Traceback" not in err, err
+    assert "regular file" in err or "larger than" in err or "readable or writable by others" in err, err
+
+
+base_urls = st.builds(lambda scheme, host, port, path: f"{scheme}://{host}{port}{path}",
+                      st.sampled_from(["http", "https"]),
+                      st.sampled_from(["127.0.0.1", "[::1]", "localhost"]) | st.text(max_size=12),
+                      st.just("") | st.text(max_size=7).map(lambda p: ":" + p),
+                      st.just("") | st.text(max_size=10).map(lambda p: "/" + p))
+
+
+@FAST
+@given(url=base_urls)
+def test_any_base_url_is_refused_at_load_or_usable_by_requests(url):
+    """Found by an audit: a port of 99999 or a host with a space loaded, then crashed requests."""
+    try:
+        cfg = parse_config({"api": {"base_url": url}}, "config.toml")
+    except PluginError as exc:
+        assert exc.code == Exit.CONFIG
+        return
+    base = cfg.api.base_url
+    requests.Request("GET", f"{base}/v1/compliance/activities?limit=1").prepare()  # what the client sends
+    parse_url(base)
 
 
 text = st.one_of(st.text(max_size=30), st.sampled_from(
@@ -152,7 +232,10 @@ def test_any_log_target(capsys, dead_api, target):
         if target.startswith("file:"):
             target = f"file:{tmp}/{target[5:]}"
         code, err = invoke(capsys, ["--log-target", target, "--config", config_file(Path(tmp), dead_api), "status"])
-    assert code in (Exit.OK, Exit.STALE) and "Traceback" not in err
+    if not target.strip() or "\x00" in target:
+        assert code == Exit.USAGE and "must not be empty" in err, err
+    else:
+        assert code in (Exit.OK, Exit.STALE) and "Traceback" not in err
 
 
 @FAST

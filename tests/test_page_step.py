@@ -84,7 +84,10 @@ def test_records_dated_outside_the_window_are_delivered_but_move_nothing():
     future = activity(1, epoch("2099-01-01T00:00:00Z"))
     past = activity(2, epoch("2001-01-01T00:00:00Z"))
     inside = activity(3, T0 + 100)
-    out = plan([past, inside, future]).outcome()
+    step = plan([past, inside, future])
+    assert step.outside == [("activity_0002", epoch("2001-01-01T00:00:00Z")),
+                            ("activity_0001", epoch("2099-01-01T00:00:00Z"))]  # what the collector logs
+    out = step.outcome()
     assert out.emitted == 3
     assert out.high_water == T0 + 100 and out.newest == T0 + 100  # the odd two do not count
     stamps = {k: s for k, s, _ in out.seen}

@@ -57,3 +57,19 @@ def test_invalid_records_go_to_the_dead_letter_file_and_the_run_goes_on(plugin: 
     # re-read in the overlap window next time, but not dead-lettered twice
     assert plugin.run().rc == 0
     assert len(plugin.rejected_path.read_text().splitlines()) == 3
+
+
+def test_an_id_with_a_newline_cannot_forge_a_log_line(plugin: Plugin, model, now):
+    """Found by an audit: ids from the API reach the log (a rejected record names its id); a
+    newline in one wrote a second, forged line into syslog or the log file."""
+    forged = model.factory.make(now - 1000)
+    forged["id"] = "activity_01x\n2026-01-01T00:00:00Z ERROR forged line\x1b[2J"
+    forged["actor"] = {}  # rejected: the log names its id
+    model.add(forged, sort_key=(now - 1000, "activity_01x"))
+    model.generate(3, now - 7200, now - 120)
+    result = plugin.run()
+    assert result.rc == 0 and len(result.ids) == 3
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if line.startswith("2026-01-01T00:00:00Z ERROR forged")], result.stderr
+    assert any("activity_01x\\n2026-01-01T00:00:00Z ERROR forged line\\x1b[2J" in line for line in lines)
+    assert "\x1b" not in result.stderr

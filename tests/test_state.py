@@ -200,3 +200,30 @@ def test_a_state_missing_a_table_is_refused_not_rebuilt(plugin: Plugin, model, n
     with sqlite3.connect(plugin.state_path) as db:
         db.execute("DROP TABLE seen")
     assert_one_line_error(plugin.run(), 65, "unreadable", "meta")
+
+
+def edit_state(path: Path, **fields) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        doc = json.loads(db.execute("SELECT value FROM meta WHERE name = 'state'").fetchone()[0])
+        doc.update(fields)
+        db.execute("UPDATE meta SET value = ? WHERE name = 'state'", (json.dumps(doc),))
+
+
+@pytest.mark.parametrize("field", ["seen_floor", "origin", "newest_activity", "last_success"])
+def test_a_hand_edited_state_dated_ahead_is_refused_not_trusted(plugin: Plugin, model, now, field):
+    """Found by an audit: each field was bounded alone (1970..2200), so a seen floor past the
+    cursor or an origin in 2100 stopped collection for good while `status` said healthy."""
+    model.generate(20, now - DAY, now - 3600)
+    assert plugin.run().rc == 0
+    edit_state(plugin.state_path, **{field: 4102444800.0})  # 2100-01-01
+    pending = model.generate(5, now - 1800, now - 600)
+    result = plugin.run()
+    assert_one_line_error(result, 65, "state reset --since")
+    assert result.ids == []
+    if field in ("newest_activity", "last_success"):
+        status = json.loads(plugin.run("status", "--json", "--max-age", "1d").stdout)
+        assert status["healthy"] is False and "dates_ahead_of_api_clock" in status["stale"]
+    assert plugin.run("state", "reset", "--since", "2h").rc == 0  # the documented way out
+    assert {r["id"] for r in pending} <= set(plugin.run().ids)

@@ -76,6 +76,21 @@ def test_every_command_reports_a_stdout_it_cannot_write_as_74(plugin: Plugin, mo
                             timeout=60)
     reader.stdin.close()
     assert result.returncode == 74 and "Traceback" not in result.stderr.decode(), result.stderr
+    # started without a stdout at all (`>&-`): refused before it does anything
+    closed = subprocess.run(["sh", "-c", 'exec "$0" "$@" >&-', *plugin.cmd(*argv)], env=child_env(),
+                            stderr=subprocess.PIPE, timeout=60)
+    assert closed.returncode == 74 and "stdout is closed" in closed.stderr.decode(), closed.stderr
+
+
+def test_state_reset_without_a_stdout_changes_nothing(plugin: Plugin, model, now):
+    model.generate(5, now - DAY, now - 3600)
+    assert plugin.run().rc == 0
+    before = plugin.state()
+    for argv in (["state", "reset", "--yes"], ["state", "reset", "--since", "2d"]):
+        closed = subprocess.run(["sh", "-c", 'exec "$0" "$@" >&-', *plugin.cmd(*argv)], env=child_env(),
+                                stderr=subprocess.PIPE, timeout=60)
+        assert closed.returncode == 74 and "changed nothing" in closed.stderr.decode(), closed.stderr
+    assert plugin.state() == before
 
 
 def test_max_runtime_holds_when_the_reader_stops_reading(plugin: Plugin, model, now):

@@ -2,3 +2,4 @@
 
 __version__ = "0.2.0"
 NAME = "anthropic-compliance-input"
+FORMATS = ("raw", "ecs", "ocsf")  # what a line holds: [output] format, run --format, demo --format

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ProtocolError, ResponseError
+from urllib3.exceptions import LocationValueError, MaxRetryError, ProtocolError, ResponseError
 from urllib3.util.retry import Retry
 
 from . import NAME, __version__
@@ -33,7 +33,6 @@ API_VERSION = "2023-06-01"
 ACTIVITIES_PATH = "/v1/compliance/activities"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 BODY_CHUNK = 1 << 20
-SKEW_TOLERANCE = 5.0  # seconds: the Date header has whole seconds, and requests take time
 
 
 class _Retry(Retry):
@@ -151,6 +150,8 @@ class Client:
             try:
                 self.counters.requests += 1
                 resp = self.session.get(url, timeout=self.api.timeout_seconds, verify=self.verify, stream=True)
+            except (requests.exceptions.InvalidURL, LocationValueError) as exc:  # config.py checks; belt and braces
+                raise ApiError(Exit.CONFIG, f"[api] base_url {self.api.base_url}: {exc}", "fix [api] base_url") from None
             except requests.exceptions.SSLError as exc:
                 raise ApiError(Exit.UNAVAILABLE, f"TLS error talking to {self.api.base_url}: {exc}",
                                "check the certificate chain, or set [api] ca_bundle") from None
@@ -220,11 +221,6 @@ class Client:
                 remaining, limit, floor, wait)
             self.pacing = True
             time.sleep(wait)
-
-
-def skew_text(skew: float) -> str:
-    """'3600s ahead of the API's': how check, status and the log say a clock skew."""
-    return f"{abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} the API's"
 
 
 def _retries(count: int) -> str:

@@ -38,9 +38,9 @@ def _state_step(cfg: Any, state_dir: Path) -> str:
     if existing != state_dir:
         return (f"{state_dir} does not exist yet; the first run creates it (mode 0700) in {existing}, "
                 "which is writable (probe file written and removed)")
-    from .runner import open_store
+    from .state import StateStore
 
-    store = open_store(cfg)
+    store = StateStore.configured(cfg)
     for path in (store.path, *(store.path.with_name(store.path.name + x) for x in ("-wal", "-shm"))):
         if path.exists() and not os.access(path, os.W_OK):
             raise OSError(13, f"{path} is not writable (the database and its -wal and -shm files must be)")
@@ -91,7 +91,8 @@ def check(config_arg: str | None) -> int:
     if key is None:
         _line("api", False, "skipped: no key")
     else:
-        from .api import SKEW_TOLERANCE, probe, skew_text
+        from .api import probe
+        from .timeutil import SKEW_TOLERANCE, skew_text
 
         started = time.monotonic()
         try:

@@ -6,41 +6,27 @@ from __future__ import annotations
 
 import argparse
 import errno
-import math
 import os
-import re
 import sys
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, Callable
 
-from . import NAME, __version__
+from . import FORMATS, NAME, __version__
+from .argtypes import number, text
 from .errors import Exit, Interrupted, PluginError, exit_codes_help
 from .keyshape import SIMULATED_KEY, contains_key, redact_keys
 from .logs import TARGET_HELP, log, setup
 from .stdio import guard_std_fds, stdout_broken, stdout_failed
 
 CFG = f"--config /etc/{NAME}/config.toml"
-FORMATS = ("raw", "ecs", "ocsf")  # [output] format (config.py)
-
-
-def _number(low: float, high: float, whole: bool = False) -> Callable[[str], Any]:
-    """Bounds at the edge: nan, inf, 1e400 and negatives fail here, with the range, not deep in a run."""
-    def parse(text: str) -> float:
-        shape = r"\d+" if whole else r"\d+(\.\d*)?|\.\d+"
-        value = (int if whole else float)(text) if re.fullmatch(shape, text.strip()) else math.nan
-        if not low <= value <= high:  # NaN fails this too
-            kind = "a whole number" if whole else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {kind} from {low:.10g} to {high:.10g}")
-        return value
-    return parse
 
 
 def _arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
     return flags, options
 
 
-PROFILE = _arg("--profile", help="keyring username (default: [key] profile)")
+PROFILE = _arg("--profile", type=text, help="keyring username (default: [key] profile)")
 
 
 @dataclass(frozen=True)
@@ -61,8 +47,8 @@ COMMANDS = (
                            stdout_closed=a.stdout_closed, fmt=a.format),
             (_arg("--follow", action="store_true", help="keep polling every collect.interval_seconds"),
              _arg("--format", choices=FORMATS, help="raw (the record as received), ecs or ocsf; default: [output] format"),
-             _arg("--since", metavar="WHEN", help="first run: start here (2026-01-01, 2026-01-01T12:00:00Z, 7d)"),
-             _arg("--max-runtime", metavar="S", type=_number(1e-3, 366 * 86400), help="stop cleanly after S seconds "
+             _arg("--since", metavar="WHEN", type=text, help="first run: start here (2026-01-01, 2026-01-01T12:00:00Z, 7d)"),
+             _arg("--max-runtime", metavar="S", type=number(1e-3, 366 * 86400), help="stop cleanly after S seconds "
                   "and resume next run (keep it below the shipper's interval)"))),
     Command(("key", "set"), "read the key from a prompt or stdin and store it in the OS keyring",
             f"{NAME} key set                      # prompts, input hidden\n"
@@ -79,22 +65,22 @@ COMMANDS = (
     Command(("status",), "cursor, last successful poll, lag, counters",
             f"{NAME} status --max-age 24h || alert   # cron / Nagios", "status:status",
             lambda a: dict(config=a.config, max_age=a.max_age, as_json=a.json),
-            (_arg("--max-age", metavar="DURATION", help="exit 1 if the last success or the newest activity is "
+            (_arg("--max-age", metavar="DURATION", type=text, help="exit 1 if the last success or the newest activity is "
                   "older than this (1h, 24h)"), _arg("--json", action="store_true", help="print one JSON object"))),
-    Command(("state", "show"), "print the state (counts, not ids)", f"{NAME} {CFG} state show", "status:show",
+    Command(("state", "show"), "print the state (counts, not ids)", f"{NAME} {CFG} state show", "state_commands:show",
             lambda a: dict(config=a.config)),
     Command(("state", "reset"), "restart collection from --since, or from initial_lookback with --yes",
             f"{NAME} state reset --since 2026-01-01   # re-deliver everything since then\n{NAME} state reset --yes",
-            "status:reset", lambda a: dict(config=a.config, since=a.since, yes=a.yes),
-            (_arg("--since", metavar="WHEN", help="re-deliver everything from here"),
+            "state_commands:reset", lambda a: dict(config=a.config, since=a.since, yes=a.yes),
+            (_arg("--since", metavar="WHEN", type=text, help="re-deliver everything from here"),
              _arg("--yes", action="store_true", help="delete the state; the next run starts at initial_lookback"))),
     Command(("demo",), "run the whole pipeline against the built-in simulated API",
             f"{NAME} demo | jq -c '{{type, created_at, who: .actor.email_address}}'\n"
             f"{NAME} demo --seed 42 --count 5000 --no-incident > day.jsonl", "demo:demo",
             lambda a: dict(count=a.count, log_level=a.log_level, seed=a.seed, incident=not a.no_incident, fmt=a.format),
-            (_arg("--count", type=_number(0, 1_000_000, whole=True), default=130,
+            (_arg("--count", type=number(0, 1_000_000, whole=True), default=130,
                   help="everyday activities over the last 23 h (default 130; the incident adds 67)"),
-             _arg("--seed", type=_number(0, 2**32, whole=True), default=7,
+             _arg("--seed", type=number(0, 2**32, whole=True), default=7,
                   help="another day of the same cast (default 7)"),
              _arg("--no-incident", action="store_true", help="leave the scripted incident out"),
              _arg("--format", choices=FORMATS, default="raw", help="raw (default), ecs or ocsf"))),
@@ -102,11 +88,11 @@ COMMANDS = (
             f"{NAME} simulate --port 8089 &\nANTHROPIC_COMPLIANCE_API_KEY={SIMULATED_KEY} {NAME} --config sim.toml run"
             "   # sim.toml: [api] base_url = \"http://127.0.0.1:8089\"", "demo:simulate",
             lambda a: dict(port=a.port, count=a.count, rate=a.rate),
-            (_arg("--port", type=_number(0, 65535, whole=True), default=8089,
+            (_arg("--port", type=number(0, 65535, whole=True), default=8089,
                   help="port (default 8089; 0 picks one)"),
-             _arg("--count", type=_number(0, 10_000_000, whole=True), default=1000,
+             _arg("--count", type=number(0, 10_000_000, whole=True), default=1000,
                   help="activities over the last 24 h (default 1000)"),
-             _arg("--rate", type=_number(0, 600_000), default=30,
+             _arg("--rate", type=number(0, 600_000), default=30,
                   help="new activities per minute (default 30)"))),
 )
 
@@ -136,12 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=NAME, description="Poll the Anthropic Compliance API Activity Feed and print one "
                 "Anthropic.Activity JSON line per activity on stdout.", epilog=EXAMPLES, formatter_class=fmt)
     p.add_argument("--version", action="version", version=f"{NAME} {__version__}")
-    p.add_argument("--config", metavar="FILE", help=f"config file (default: ${{ANTHROPIC_COMPLIANCE_INPUT_CONFIG}} "
+    p.add_argument("--config", metavar="FILE", type=text, help=f"config file (default: ${{ANTHROPIC_COMPLIANCE_INPUT_CONFIG}} "
                    f"or /etc/{NAME}/config.toml)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level (default info)")
     p.add_argument("--log-format", default="text", choices=["text", "json"], help="log format")
-    p.add_argument("--log-target", metavar="TARGET", help=f"where logs go: {TARGET_HELP}; default [log] target")
+    p.add_argument("--log-target", metavar="TARGET", type=text, help=f"where logs go: {TARGET_HELP}; default [log] target")
     groups: dict[tuple[str, ...], Any] = {(): p.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                                                parser_class=_Parser)}
     for cmd in COMMANDS:
@@ -181,6 +167,9 @@ def _dispatch(argv: list[str] | None, stdout_closed: bool) -> int:
     args = build_parser().parse_args(argv)
     args.stdout_closed = stdout_closed
     setup(args.log_level, args.log_format, args.log_target)
+    if stdout_closed and args.spec.words[0] not in ("run", "simulate"):  # run: the forward output needs none
+        log.error("stdout is closed — run the command with stdout open; it changed nothing")
+        return Exit.IOERR
     module, function = args.spec.target.split(":")
     try:
         return int(getattr(import_module(f".{module}", __package__), function)(**args.spec.call(args)) or 0)

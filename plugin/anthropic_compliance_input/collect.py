@@ -16,7 +16,8 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from .api import SKEW_TOLERANCE, ApiError, Client, Page, Query, skew_text
+from .api import ApiError, Client, Page, Query
+from . import NAME
 from .config import Config
 from .errors import Exit, PluginError
 from .formats import shaper
@@ -25,7 +26,7 @@ from .plan import Window, dedupe_key, plan_page
 from .sinks import RejectFile, Sink, encode
 from .state import Counters, State, StateStore
 from .stop import Stopper
-from .timeutil import epoch, format_rfc3339
+from .timeutil import SKEW_TOLERANCE, epoch, format_rfc3339, skew_text
 
 
 Progress = Callable[[Counters, float, float], None]  # (this poll so far, cursor, window end)
@@ -43,7 +44,8 @@ class Collector:
         self.progress = progress
         self.rejects = RejectFile(store.rejected_path)
         self.shape = shaper(cfg.output)  # None: the record as received
-        self.skew_logged: float | None = None
+        skew = state.clock_skew  # logged by an earlier run (or before a reload): not again unless it changes
+        self.skew_logged: float | None = skew if skew is not None and abs(skew) > SKEW_TOLERANCE else None
         self.counters = Counters()
         self.limit = 0.0  # the API's now - settle, as its latest answer showed it
         self._folded = self._request_counts()
@@ -55,9 +57,10 @@ class Collector:
         counters = self.counters = Counters()  # kept on the collector: a poll cut short still counts
         requests, retries = self.client.counters.requests, self.client.counters.retries
         now = time.time() - (state.clock_skew or 0.0)  # the API's clock, as last measured
-        if state.high_water > now + SKEW_TOLERANCE:
-            now = self._measure_clock()  # the cursor looks ahead: ask the API's clock before acting
+        if max(state.high_water, *self._dates()) > now + SKEW_TOLERANCE:
+            now = self._measure_clock()  # the state looks ahead: ask the API's clock before acting
         until = self.limit = now - c.settle_delay_seconds
+        self._refuse_dates_ahead(now)
         state.last_attempt = now
         self._repair_cursor(now, until)
         self.fold_requests(state.totals)
@@ -126,6 +129,20 @@ class Collector:
             page = self.client.get_page(Query(limit=1, order="desc"))
         self._clock(page)
         return time.time() - (self.state.clock_skew or 0.0)
+
+    def _dates(self) -> list[float]:
+        s = self.state
+        return [t for t in (s.origin, s.seen_floor, s.last_success, s.newest_activity, *s.late_floors.values())
+                if t is not None]
+
+    def _refuse_dates_ahead(self, now: float) -> None:
+        """An origin, floor or date more than a day ahead of the API's clock (a hand edit, or a
+        `state reset --since` typo) would stop collection for good while `status` looked healthy."""
+        if max(self._dates()) > now + 86400:
+            raise PluginError(Exit.DATAERR, f"state {self.store.path} has a date more than a day ahead of the "
+                              f"API's clock ({format_rfc3339(now)}): {format_rfc3339(max(self._dates()))}",
+                              f"see `{NAME} state show`; collection stops rather than wait for that date: "
+                              f"`{NAME} state reset --since <last good time>` starts again from there")
 
     def _repair_cursor(self, now: float, until: float) -> None:
         """A cursor ahead of the API's clock was written by a host clock ahead of it (releases
@@ -217,6 +234,11 @@ class Collector:
         keys = [dedupe_key(r) for r in page.data]
         plan = plan_page(page.data, keys, self.store.known(keys) if keys else set(), window,
                          page.nonfinite, position)
+        if plan.outside:
+            key, created = plan.outside[0]
+            log.warning("API anomaly: %d record(s) dated outside the window asked for [%s, %s), e.g. %s at %s "
+                        "(request-id %s); delivered once, the cursor not moved by them", len(plan.outside),
+                        format_rfc3339(window.gte), format_rfc3339(window.lt), key, _date(created), page.request_id)
         for record, reason in plan.rejects:
             log.warning("rejected activity %s (%s); written to %s", dedupe_key(record), reason,
                         self.store.rejected_path)
@@ -251,3 +273,11 @@ class Collector:
             log.debug("page committed: %d records, %d seen ids stored, %.1f ms",
                       len(page.data), len(kept), (time.perf_counter() - started) * 1000)
         return plan.position
+
+
+def _date(moment: float) -> str:
+    """A record's date for a log line, even one no RFC 3339 writer takes (year 10000)."""
+    try:
+        return format_rfc3339(moment)
+    except (ValueError, OverflowError, OSError):
+        return f"{moment:.0f} (epoch seconds)"

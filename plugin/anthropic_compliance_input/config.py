@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import stat
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import FORMATS
 from .errors import Exit, PluginError
 from .keyshape import contains_key
 from .logs import check_target
@@ -29,6 +32,10 @@ DEFAULT_CONFIG = Path("/etc/anthropic-compliance-input/config.toml")
 CONFIG_ENV = "ANTHROPIC_COMPLIANCE_INPUT_CONFIG"
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; /dev/zero or a log named by mistake is not one
+# An id or a type: one printable token (an empty, NUL or newline entry would reach the query or a log line)
+Token = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x20\x7f]+$")]
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 class _Section(BaseModel):
@@ -76,6 +83,29 @@ def existing_file(value: str) -> str:
 ExistingFile = Annotated[FilePath, AfterValidator(existing_file)]
 
 
+def check_host(host: str) -> str | None:
+    """Why `host` is not a host name or an IP address, or None. Checked at load, so a typo is a
+    configuration error (78), not a traceback from deep in requests or a socket call."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return None
+    except ValueError:
+        pass
+    ascii_host = host
+    if not host.isascii():  # bücher.example -> xn--bcher-kva.example, as urllib3 and requests encode it
+        import idna
+
+        try:
+            idna.encode(host.lower(), strict=True, std3_rules=True)
+            ascii_host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            return "is not a valid host name"
+    labels = ascii_host.removesuffix(".").split(".")
+    if len(ascii_host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return "is not a valid host name (letters, digits and hyphens between dots)"
+    return None
+
+
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -89,10 +119,10 @@ def is_loopback(host: str | None) -> bool:
 
 class ApiConfig(_Section):
     base_url: str = "https://api.anthropic.com"
-    organization_ids: list[str] = []
-    activity_types: list[str] = []
-    exclude_activity_types: list[str] = []
-    actor_ids: list[str] = []
+    organization_ids: list[Token] = []
+    activity_types: list[Token] = []
+    exclude_activity_types: list[Token] = []
+    actor_ids: list[Token] = []
     page_size: int = Field(1000, ge=1, le=5000)
     timeout_seconds: float = Field(30, gt=0, le=600)
     ca_bundle: ExistingFile | None = None  # checked at load: requests would fail with a traceback
@@ -107,6 +137,18 @@ class ApiConfig(_Section):
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError("must be an https:// URL such as https://api.anthropic.com")
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError("has a port that is not a number from 1 to 65535")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry a user or password (the key goes in its own header)")
+        problem = check_host(parts.hostname) or (
+            "has a path that is not printable text" if re.search(r"[\x00-\x20\x7f]", parts.path) else None)
+        if problem:
+            raise ValueError(problem)
         if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ValueError("must use https (plain http is allowed only for loopback addresses)")
         if parts.query or parts.fragment:
@@ -132,19 +174,19 @@ class StateConfig(_Section):
 
 
 class CollectConfig(_Section):
-    interval_seconds: float = Field(60, gt=0, le=86400)
+    interval_seconds: float = Field(60, ge=0.1, le=86400)  # a tiny one would spin under --follow
     settle_delay_seconds: float = Field(60, ge=0, le=3600)
     overlap_seconds: float = Field(300, ge=0, le=86400)
     # the API keeps 6 years; a first run cannot usefully start before that
     initial_lookback: Annotated[Duration, _bounded(timedelta(0), timedelta(days=6 * 366))] = timedelta(hours=24)
     # Access Transparency may arrive two business days late: Friday to Tuesday is 96 h, so 7 days
     late_lookback: Annotated[Duration, _bounded(timedelta(0), timedelta(days=90))] = timedelta(days=7)
-    late_activity_types: list[str] = ["anthropic_access", "cmek_preserve"]
+    late_activity_types: list[Token] = ["anthropic_access", "cmek_preserve"]
 
 
 class OutputConfig(_Section):
     mode: Literal["stdout", "forward"] = "stdout"
-    forward_host: str = "127.0.0.1"
+    forward_host: str = "127.0.0.1"  # a host name, an IP address or unix:///path/to/socket
     forward_port: int = Field(24224, ge=1, le=65535)
     forward_tag: str = Field("anthropic.activity", min_length=1)
     forward_timeout_seconds: float = Field(3.0, gt=0, le=600)
@@ -153,8 +195,19 @@ class OutputConfig(_Section):
     # Fluent Bit's forward input drops a connection whose message exceeds Buffer_Max_Size (6 MB)
     forward_chunk_max_bytes: int = Field(4 << 20, ge=4096, le=64 << 20)
     # what a line (or forward record) holds: the record as received, or it in ECS or OCSF
-    format: Literal["raw", "ecs", "ocsf"] = "raw"
+    format: Literal[FORMATS] = "raw"  # type: ignore[valid-type]
     keep_original: bool = False  # ecs/ocsf: add the record as received (event.original / raw_data)
+
+    @field_validator("forward_host")
+    @classmethod
+    def _host_or_socket(cls, value: str) -> str:
+        if value.startswith("unix://"):
+            file_path(value.removeprefix("unix://"))
+            return value
+        problem = check_host(value)
+        if problem:
+            raise ValueError(f"{problem}; or unix:///path/to/socket")
+        return value
 
 
 class LogConfig(_Section):
@@ -196,17 +249,17 @@ class LoadedConfig:
 def config_path(arg: str | None) -> tuple[Path, bool]:
     """The path to read and whether the operator named it explicitly."""
     if arg:
-        return Path(arg), True
+        return Path(os.path.expanduser(arg)), True
     env = os.environ.get(CONFIG_ENV)
     if env:
-        return Path(env), True
+        return Path(os.path.expanduser(env)), True
     return DEFAULT_CONFIG, False
 
 
 def load_config(arg: str | None) -> LoadedConfig:
     path, explicit = config_path(arg)
     try:
-        raw_bytes = path.read_bytes()
+        raw_bytes = read_small_file(path, MAX_CONFIG_BYTES, "config")
     except FileNotFoundError:
         if explicit:
             raise PluginError(
@@ -233,6 +286,20 @@ def load_config(arg: str | None) -> LoadedConfig:
         raise PluginError(Exit.CONFIG, f"config {path}: not valid TOML: {exc}",
                           "fix the syntax at that line") from None
     return LoadedConfig(parse_config(data, path), path)
+
+
+def read_small_file(path: Path, limit: int, what: str) -> bytes:
+    """A regular file's bytes, at most `limit` of them: a FIFO would block the read for ever and
+    /dev/zero never end it, so anything else is a configuration error."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO's open would block without it
+    with open(fd, "rb", buffering=0) as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PluginError(Exit.CONFIG, f"{what} {path} is not a regular file", "name a file")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise PluginError(Exit.CONFIG, f"{what} {path} is larger than {limit} bytes", f"is it the {what} file?")
+    return data
 
 
 def parse_config(data: dict[str, Any], path: Path | str) -> Config:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import NAME
-from .config import Config
+from .config import Config, read_small_file
 from .errors import Exit, PluginError
 from .keyshape import mask, shape_warning  # noqa: F401  (re-exported for the key commands)
 from .logs import register_secret
@@ -67,8 +67,9 @@ def _read_key_file(path: Path) -> str:
             f"key file {path} is readable or writable by others (mode {stat.S_IMODE(info.st_mode):04o})",
             f"chmod 0600 {path} (or 0640 with the shipper's group)",
         )
-    try:
-        return clean(path.read_text(encoding="utf-8"), f"key file {path}")
+    try:  # a regular file of at most 64 KB: a FIFO or a device named by mistake must not hang the run
+        raw = read_small_file(path, 64 << 10, "key file")
+        return clean(raw.decode("utf-8", "surrogateescape"), f"key file {path}")
     except PermissionError:
         raise PluginError(Exit.CONFIG, f"key file {path} cannot be read by this user",
                           "run as the shipper's user or make the file readable by its group (0640)") from None
@@ -116,7 +117,7 @@ def lookup(cfg: Config) -> tuple[Found | None, list[Miss]]:
         return Found(clean(value, ENV_KEY), ENV_KEY), misses
     misses.append(Miss(ENV_KEY, "unset"))
 
-    file_name = cfg.key.file or os.environ.get(ENV_KEY_FILE)
+    file_name = cfg.key.file or os.path.expanduser(os.environ.get(ENV_KEY_FILE) or "")
     cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
     if file_name:
         credential = Path(cred_dir) / CREDENTIAL_NAME if cred_dir else None

@@ -34,6 +34,9 @@ def redact(text: str) -> str:
     return text
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f] if c != 0x09} | {0x0a: "\\n", 0x0d: "\\r"}
+
+
 class _Formatter(logging.Formatter):
     def __init__(self, fmt: str, stamped: bool = True) -> None:
         super().__init__()
@@ -42,6 +45,8 @@ class _Formatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
+        if self.fmt != "json":  # an id or a config value with a newline must not forge a log line
+            message = message.translate(_CONTROL)
         if record.exc_info:
             message += "\n" + self.formatException(record.exc_info)
         message = redact(message)
@@ -50,7 +55,6 @@ class _Formatter(logging.Formatter):
             doc = {"time": stamp, "level": record.levelname.lower(), "message": message}
             doc.update(getattr(record, "fields", {}))
             return json.dumps(doc, separators=(",", ":"), default=str)
-        message = message.replace("\r", "")
         return f"{stamp} {record.levelname} {message}" if self.stamped else message
 
 

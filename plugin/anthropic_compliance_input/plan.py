@@ -68,6 +68,7 @@ class Plan:
     steps: list[Step]  # (key, record, reason, stamp, kind, created) tuples, in page order
     duplicates: int
     position: float  # the last stamp: where the next page of the same window starts
+    outside: list[tuple[str, float]] = field(default_factory=list)  # (key, created_at) dated outside the window
 
     @property
     def records(self) -> list[Any]:
@@ -147,6 +148,7 @@ def plan_page(records: Sequence[Any], keys: Sequence[str], known: Collection[str
     gte, lt = window.gte, window.lt
     at = gte if position is None else position
     steps: list[Any] = []
+    outside: list[tuple[str, float]] = []  # an API anomaly: the caller logs it
     append = steps.append
     for index, (key, record) in enumerate(zip(fresh_keys, fresh)):
         reason = problems.get(index) if problems else None
@@ -173,7 +175,9 @@ def plan_page(records: Sequence[Any], keys: Sequence[str], known: Collection[str
                 append((key, record, reason, lt, _kind(record), created))
         else:  # no date, or one outside the window: filed at the window's end, moving nothing
             append((key, record, reason, lt, _kind(record), None))
-    return Plan(steps, duplicates, at)
+            if created is not None:
+                outside.append((key, created))
+    return Plan(steps, duplicates, at, outside)
 
 
 def _kind(record: Any) -> str | None:

@@ -24,22 +24,7 @@ from .progress import Progress
 from .sinks import Sink, make_sink
 from .state import Counters, State, StateLost, StateStore
 from .stop import Stopper
-from .timeutil import format_rfc3339
-
-
-def since_arg(text: str) -> float:
-    from .timeutil import parse_since
-
-    try:
-        return parse_since(text).timestamp()
-    except ValueError as exc:
-        raise PluginError(Exit.USAGE, f"--since: {exc}") from None
-
-
-def open_store(cfg: Config) -> StateStore:
-    c = cfg.collect
-    return StateStore(cfg.state.path, (c.overlap_seconds, c.late_lookback.total_seconds()),
-                      tuple(c.late_activity_types))
+from .timeutil import format_rfc3339, since_arg
 
 
 def run(config: str | None, follow: bool = False, since: str | None = None, max_runtime: float | None = None,
@@ -136,7 +121,7 @@ class Run:
             key = find_key(cfg)
             sink = make_sink(cfg, self.stdout_closed, self.stopper.waiting)  # before the state: a closed stdout commits nothing
             try:
-                store = open_store(cfg)
+                store = StateStore.configured(cfg)
                 store.lock()
                 locked = True
                 state = _first_or_existing(store, cfg, self.origin, self.since, self.started, self.had_state)
@@ -261,7 +246,7 @@ class Run:
 def _peek(cfg: Config) -> State | None:
     """The committed state, read-only (another instance may hold the lock): for the metrics."""
     try:
-        return open_store(cfg).load(readonly=True)
+        return StateStore.configured(cfg).load(readonly=True)
     except PluginError:
         return None
 

@@ -20,13 +20,16 @@ import sqlite3
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Iterable
+from typing import TYPE_CHECKING, Annotated, Iterable
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 
 from . import NAME
 from .errors import Exit, PluginError, disk_error
 from .lock import hold, private_dir
+
+if TYPE_CHECKING:
+    from .config import Config
 
 VERSION = 2
 # A hand-edited state is checked like a config: times between 1970 and 2200, counts not negative.
@@ -107,6 +110,12 @@ class StateStore:
         self._db: sqlite3.Connection | None = None
         self._json_each = True
 
+    @classmethod
+    def configured(cls, cfg: "Config") -> "StateStore":
+        """The store a config names, with the windows a version 1 state is migrated by."""
+        c = cfg.collect
+        return cls(cfg.state.path, (c.overlap_seconds, c.late_lookback.total_seconds()), tuple(c.late_activity_types))
+
     # -- the lock ---------------------------------------------------------------------------
     def lock(self) -> None:
         """Exclusive for the life of the process (see lock.py)."""
@@ -128,9 +137,9 @@ class StateStore:
         if legacy is not None:
             from .migrate import migrate, parse_v1
 
-            state, seen = parse_v1(legacy[1], legacy[0], self.windows, self.late_types, self._unreadable)
+            state, seen = parse_v1(legacy[1], legacy[0], self.windows, self.late_types, self.unreadable)
             if readonly:
-                return state
+                return self._consistent(state)
             migrate(self, legacy[0], state, seen)
         if not self.path.exists():
             return None
@@ -139,16 +148,25 @@ class StateStore:
         except sqlite3.DatabaseError as exc:
             self._drop()
             if _is_corrupt(exc):
-                raise self._unreadable(str(exc)) from None
+                raise self.unreadable(str(exc)) from None
             raise disk_error(_as_oserror(exc), f"cannot read the state {self.path}") from None
         if "state" not in meta or "version" not in meta:
-            raise self._unreadable("no cursor in it")
+            raise self.unreadable("no cursor in it")
         if meta["version"] != str(VERSION):
-            raise self._unreadable(f"unknown state version {meta['version']!r} (this release reads {VERSION})")
+            raise self.unreadable(f"unknown state version {meta['version']!r} (this release reads {VERSION})")
         try:
-            return _STATE.validate_json(meta["state"])
+            state = _STATE.validate_json(meta["state"])
         except ValidationError as exc:
-            raise self._unreadable(_first_problem(exc)) from None
+            raise self.unreadable(_first_problem(exc)) from None
+        return self._consistent(state)
+
+    def _consistent(self, state: State) -> State:
+        """Fields that parse but contradict each other (a hand edit, a restored mix of files): a
+        seen floor past the cursor would skip what lies between for good. Dates ahead of the
+        API's clock are the collector's to judge: only it knows that clock."""
+        if state.seen_floor > state.high_water:
+            raise self.unreadable("seen_floor is later than high_water")
+        return state
 
     def known(self, keys: list[str]) -> set[str]:
         """Which of these ids the seen set already holds: one query for the page (SQLite's
@@ -173,7 +191,7 @@ class StateStore:
         if legacy is not None:  # not migrated yet: count what the version 1 file holds
             from .migrate import parse_v1
 
-            _, seen = parse_v1(legacy[1], legacy[0], self.windows, self.late_types, self._unreadable)
+            _, seen = parse_v1(legacy[1], legacy[0], self.windows, self.late_types, self.unreadable)
             return len(seen), sum(1 for _, _, kind in seen if kind is not None)
         if not self.path.exists():
             return 0, 0
@@ -182,7 +200,7 @@ class StateStore:
             row = self._conn(readonly=True).execute(
                 f"SELECT count(*), coalesce(sum(type IN ({','.join('?' * len(kinds))})), 0) FROM seen", kinds).fetchone()
         except sqlite3.DatabaseError as exc:
-            raise self._unreadable(str(exc)) from None
+            raise self.unreadable(str(exc)) from None
         return int(row[0]), int(row[1])
 
     # -- writing ----------------------------------------------------------------------------
@@ -251,7 +269,7 @@ class StateStore:
                     db.executescript(_SCHEMA)
                 elif tables != {"meta", "seen"}:  # a damaged state: never rebuild it silently
                     db.close()
-                    raise self._unreadable(f"its tables are {sorted(tables)}, not meta and seen")
+                    raise self.unreadable(f"its tables are {sorted(tables)}, not meta and seen")
             finally:
                 os.umask(old)
             db.isolation_level = ""  # `with db:` opens and commits one transaction
@@ -266,7 +284,7 @@ class StateStore:
                 pass
             self._db = None
 
-    def _unreadable(self, why: str) -> PluginError:
+    def unreadable(self, why: str) -> PluginError:
         return PluginError(
             Exit.DATAERR, f"state {self.path} is unreadable: {why}",
             f"it was left untouched; move it aside and run `{NAME} state reset --since <last good time>` "

@@ -1,26 +1,22 @@
-"""`status`, `state show` and `state reset`: what the cursor says, and how an operator moves it.
+"""`status`: what the cursor says, for people and for health checks.
 
-`status` and `state show` open the state read-only (no lock, no network), so they are safe to
-run from cron, a timer or a health check while a collector runs. Times print in ISO 8601.
+It opens the state read-only (no lock, no network), so it is safe to run from cron, a timer or
+a health check while a collector runs. Times print in ISO 8601.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from typing import Any
 
-from .api import SKEW_TOLERANCE, skew_text
 from .config import load_config
 from .errors import Exit, PluginError
-from .runner import open_store, since_arg
-from .state import VERSION
-from .timeutil import format_rfc3339, parse_duration, spoken_duration
+from .state import StateStore
+from .timeutil import SKEW_TOLERANCE, format_rfc3339, parse_duration, skew_text
 
 
-
-def _iso(value: float | None) -> str | None:
+def iso(value: float | None) -> str | None:
     return format_rfc3339(value) if value is not None else None
 
 
@@ -32,7 +28,7 @@ def status(config: str | None, max_age: str | None, as_json: bool) -> int:
         except ValueError as exc:
             raise PluginError(Exit.USAGE, f"--max-age: {exc}") from None
     cfg = load_config(config).config
-    store = open_store(cfg)
+    store = StateStore.configured(cfg)
     state = store.load(readonly=True)
     host_now = time.time()
     doc: dict[str, Any] = {"state_path": cfg.state.path, "now": format_rfc3339(int(host_now))}
@@ -42,11 +38,11 @@ def status(config: str | None, max_age: str | None, as_json: bool) -> int:
         now = host_now - (state.clock_skew or 0.0)  # ages on the API's clock, like the cursor
         t = state.totals
         doc.update(
-            origin=_iso(state.origin), high_water=_iso(state.high_water), last_success=_iso(state.last_success),
-            newest_activity=_iso(state.newest_activity), emitted=t.emitted, rejected=t.rejected,
+            origin=iso(state.origin), high_water=iso(state.high_water), last_success=iso(state.last_success),
+            newest_activity=iso(state.newest_activity), emitted=t.emitted, rejected=t.rejected,
             duplicates=t.duplicates, pages=t.pages, requests=t.requests, retries=t.retries, runs=state.runs,
             last_request_id=state.last_request_id, clock_skew_seconds=state.clock_skew,
-            last_error=state.last_error, last_error_at=_iso(state.last_error_at), error=state.last_error_reason,
+            last_error=state.last_error, last_error_at=iso(state.last_error_at), error=state.last_error_reason,
             up=0 if state.last_error_reason else 1, rejected_file=str(store.rejected_path),
         )
         for name, value in (("lag_seconds", state.high_water), ("last_success_age_seconds", state.last_success),
@@ -62,6 +58,8 @@ def status(config: str | None, max_age: str | None, as_json: bool) -> int:
             doc["clock_warning"] = f"host clock {skew_text(state.clock_skew)}"
         if doc["lag_seconds"] is not None and doc["lag_seconds"] < -SKEW_TOLERANCE:
             problems.append("cursor_ahead_of_api_clock")  # only a state written by an old release
+        if any((doc[f"{n}_age_seconds"] or 0) < -86400 for n in ("last_success", "newest_activity")):
+            problems.append("dates_ahead_of_api_clock")  # a hand edit: `run` refuses it (65)
         doc["status"] = "stale" if problems else ("ok" if state.last_success else "never_succeeded")
         doc["healthy"] = (not problems and state.last_success is not None) if limit is not None else None
         if problems:
@@ -75,47 +73,3 @@ def status(config: str | None, max_age: str | None, as_json: bool) -> int:
     if doc["status"] == "never_run" or (limit is not None and not doc["healthy"]):
         return Exit.STALE
     return Exit.OK
-
-
-def show(config: str | None) -> int:
-    """The state as JSON, with counts instead of the seen ids."""
-    cfg = load_config(config).config
-    store = open_store(cfg)
-    state = store.load(readonly=True)
-    if state is None:
-        print(f"no state at {cfg.state.path}: the next run is a first run")
-        return Exit.OK
-    seen, late = store.counts(state.late_floors or cfg.collect.late_activity_types)
-    doc = asdict(state)
-    for name in ("origin", "high_water", "seen_floor", "last_success", "last_attempt", "newest_activity",
-                 "last_error_at"):
-        doc[name] = _iso(doc[name])
-    doc["late_floors"] = {kind: _iso(floor) for kind, floor in state.late_floors.items()}
-    print(json.dumps({"version": VERSION, "path": cfg.state.path, **doc, "seen": seen, "late_seen": late}, indent=2))
-    return Exit.OK
-
-
-def reset(config: str | None, since: str | None, yes: bool) -> int:
-    if bool(since) == bool(yes):
-        raise PluginError(Exit.USAGE, "state reset needs either --since WHEN (re-deliver from then) or --yes "
-                          "(forget the cursor; the next run starts at initial_lookback), not both")
-    origin = since_arg(since) if since else None
-    cfg = load_config(config).config
-    store = open_store(cfg)
-    store.lock()
-    try:
-        if origin is not None:
-            from .state import State
-
-            state = State.starting_at(origin)
-            store.delete()  # whatever was there, unreadable or not, is what the operator resets
-            store.commit(state)
-            print(f"state reset: the next run delivers everything from {format_rfc3339(origin)}")
-        else:
-            existed = store.delete()
-            print(f"state {'deleted' if existed else 'was already absent'}: the next run starts "
-                  f"{spoken_duration(cfg.collect.initial_lookback.total_seconds())} back")
-    finally:
-        store.close()
-    return Exit.OK
-

@@ -12,6 +12,7 @@ _RFC3339 = re.compile(RFC3339_PATTERN)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_DURATION = 100 * 366 * 86400.0
+SKEW_TOLERANCE = 5.0  # seconds of host-vs-API clock skew worth telling: Date has whole seconds
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # before any Claude activity; catches year typos
 
 
@@ -150,3 +151,18 @@ def spoken_duration(seconds: float) -> str:
     short = human_duration(seconds)
     count, unit = int(short[:-1]), {"d": "day", "h": "hour", "m": "minute", "s": "second"}[short[-1]]
     return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
+def skew_text(skew: float) -> str:
+    """'3600s ahead of the API's': how check, status and the log say a clock skew."""
+    return f"{abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} the API's"
+
+
+def since_arg(text: str) -> float:
+    """`--since` as epoch seconds, or a usage error (64) that says why."""
+    from .errors import Exit, PluginError
+
+    try:
+        return parse_since(text).timestamp()
+    except ValueError as exc:
+        raise PluginError(Exit.USAGE, f"--since: {exc}") from None

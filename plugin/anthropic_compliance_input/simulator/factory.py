@@ -9,7 +9,6 @@ A seeded RNG keeps runs reproducible.
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 import uuid
@@ -65,7 +64,6 @@ class ActivityFactory:
         self.values = Values(rng, self.cast)
         self.logged_in: dict[str, str] = {}  # person id -> the local day of their last login
         self.automated_by: str | None = None  # the actor variant _plan chose for an automated activity
-        self.counter = itertools.count()
 
     def _cast(self, spec: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         rng = self.rng

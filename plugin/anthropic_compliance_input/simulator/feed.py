@@ -25,12 +25,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
+from ..api import ACTIVITIES_PATH
+from ..keyshape import GOOD_PREFIXES
 from ..timeutil import epoch, format_rfc3339
 from .factory import CREATED_FORMS, ActivityFactory, _tagged, activity_types, created_instant
 
 ODD_FORMS = 0.05  # the share of generated activities whose created_at is not microseconds + Z
 
-ACTIVITIES_PATH = "/v1/compliance/activities"
 PARAMS = {"limit", "after_id", "before_id", "order", "created_at.gte", "created_at.gt",
           "created_at.lt", "created_at.lte", "activity_types[]", "exclude_activity_types[]",
           "actor_ids[]", "user_ids[]", "organization_ids[]"}
@@ -205,7 +206,7 @@ class FeedModel:
 
     def _known(self, key: str) -> bool:
         if self.accept_any_key:
-            return key.startswith(("sk-ant-api01-", "sk-ant-admin01-")) and len(key) > 20
+            return key.startswith(GOOD_PREFIXES) and len(key) > 20
         return key in self.keys
 
     def _scoped(self, key: str) -> bool:
