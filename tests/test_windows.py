@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 from helpers import Plugin
 
 from anthropic_compliance_input.timeutil import epoch, format_rfc3339
@@ -253,3 +254,49 @@ def test_raising_the_settle_delay_repeats_nothing(plugin: Plugin, model, now):
     second = plugin.run()
     assert first.rc == 0 and second.rc == 0 and "ahead of the API's clock" not in second.stderr
     assert_once(first.ids + second.ids, {r["id"] for r in model.all_records()})
+
+
+@pytest.mark.parametrize("deep", [False, True], ids=["regular-windows", "deep-reconciliation"])
+def test_an_ordinary_activity_indexed_later_than_the_overlap(plugin: Plugin, model, now, deep):
+    """The documented limit (finding 11): an activity of an ordinary type that becomes visible
+    later than settle + overlap after its created_at is past every regular window. The deep
+    reconciliation, when turned on, finds it and delivers it once, and says so."""
+    model.generate(20, now - 600, now - 30)
+    collect = {"settle_delay_seconds": 1, "overlap_seconds": 2}
+    if deep:
+        collect.update(deep_reconcile_interval="1s", deep_reconcile_lookback="1h")
+    plugin.configure(collect=collect)
+    first = plugin.run()
+    assert first.rc == 0 and len(first.ids) == 20
+    t = time.time()
+    straggler = model.add(model.factory.make(t - 1, "claude_chat_created"), visible_at=t + 5)  # 6 s late
+    time.sleep(3.5)
+    assert plugin.run().ids == []  # not visible yet; the cursor moves past it
+    time.sleep(2.5)
+    third = plugin.run()
+    if not deep:
+        assert third.ids == [] and plugin.run().ids == []  # lost: what the README says plainly
+        return
+    assert third.ids == [straggler["id"]]
+    assert "deep reconciliation of" in third.stderr and "1 activities the regular windows had missed" in third.stderr
+    time.sleep(1.1)
+    again = plugin.run()
+    assert again.ids == [] and "0 activities the regular windows had missed" in again.stderr
+    state = plugin.state()
+    # it keeps every id since it was turned on (the straggler; the first 20 are older than that)
+    assert epoch(state["deep_floor"]) <= epoch(straggler["created_at"]) and state["seen"] >= 1
+
+
+def test_deep_reconciliation_turned_on_later_repeats_nothing(plugin: Plugin, model, now):
+    """Its seen set covers only the time since it was turned on, and grows into its lookback."""
+    model.generate(200, now - 5000, now - 30)
+    plugin.configure(collect={"settle_delay_seconds": 1})
+    assert len(plugin.run().ids) == 200
+    plugin.configure(collect={"settle_delay_seconds": 1, "deep_reconcile_interval": "1s",
+                              "deep_reconcile_lookback": "2h"})
+    assert plugin.run().ids == []
+    later = model.generate(10, time.time() - 20, time.time() - 1.5)
+    time.sleep(1.1)
+    assert sorted(plugin.run().ids) == sorted(r["id"] for r in later)
+    plugin.configure(collect={"settle_delay_seconds": 1})  # and off again: the extra ids are pruned
+    assert plugin.run().ids == [] and plugin.state()["deep_floor"] is None

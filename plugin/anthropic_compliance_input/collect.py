@@ -87,6 +87,8 @@ class Collector:
                 reconcile = Query(limit=api.page_size, gte=format_rfc3339(late_lower), lt=format_rfc3339(until),
                                   activity_types=tuple(kinds), **filters)
                 stopped = self._reconcile(reconcile, counters)
+        if stopped is None:
+            stopped = self._deep(now, until, filters, counters)
 
         counters.requests = self.client.counters.requests - requests
         counters.retries = self.client.counters.retries - retries
@@ -97,8 +99,41 @@ class Collector:
             state.last_error_reason = None
         state.seen_floor = max(state.seen_floor, state.high_water - c.overlap_seconds)
         state.late_floors = {kind: max(floor, now - lookback) for kind, floor in floors.items()}
+        deep = c.deep_reconcile_lookback.total_seconds()
+        state.deep_floor = max(deep_floor, now - deep) if (deep_floor := self._deep_floor()) is not None else None
         self.store.commit(state)
         return counters, stopped
+
+    def _deep_floor(self) -> float | None:
+        """How far back the seen set holds every id, for deep reconciliation: from where it was
+        turned on (the ids older than that were pruned), growing into its lookback."""
+        if not self.cfg.collect.deep_reconcile_interval:
+            return None
+        return self.state.deep_floor if self.state.deep_floor is not None else self.state.seen_floor
+
+    def _deep(self, now: float, until: float, filters: dict[str, Any], counters: Counters) -> str | None:
+        """Every deep_reconcile_interval, re-read ALL types over deep_reconcile_lookback: whatever
+        the regular windows missed (an activity indexed later than the overlap) is delivered now,
+        and said, so an operator can prove the trail complete."""
+        c, api, state = self.cfg.collect, self.cfg.api, self.state
+        floor = self._deep_floor()
+        if floor is None or (state.last_deep is not None and now - state.last_deep < c.deep_reconcile_interval.total_seconds()):
+            return None
+        lower = max(now - c.deep_reconcile_lookback.total_seconds(), floor, state.origin)
+        before = counters.emitted + counters.rejected
+        if lower < until:
+            query = Query(limit=api.page_size, gte=format_rfc3339(lower), lt=format_rfc3339(until),
+                          activity_types=tuple(api.activity_types),
+                          exclude_activity_types=tuple(api.exclude_activity_types), **filters)
+            stopped = self._read(query, counters, advance=False)
+            if stopped is not None:
+                return stopped
+        found = counters.emitted + counters.rejected - before
+        (log.warning if found else log.info)(
+            "deep reconciliation of [%s, %s): %d activities the regular windows had missed, delivered now",
+            format_rfc3339(lower), format_rfc3339(until), found, extra={"fields": {"deep_found": found}})
+        state.last_deep = now
+        return None
 
     def _request_counts(self) -> tuple[int, int, int]:
         c = self.client.counters
@@ -132,8 +167,8 @@ class Collector:
 
     def _dates(self) -> list[float]:
         s = self.state
-        return [t for t in (s.origin, s.seen_floor, s.last_success, s.newest_activity, *s.late_floors.values())
-                if t is not None]
+        return [t for t in (s.origin, s.seen_floor, s.deep_floor, s.last_deep, s.last_success, s.newest_activity,
+                            *s.late_floors.values()) if t is not None]
 
     def _refuse_dates_ahead(self, now: float) -> None:
         """An origin, floor or date more than a day ahead of the API's clock (a hand edit, or a
@@ -267,7 +302,7 @@ class Collector:
             moved = True
         if moved or done.emitted or done.rejected:  # empty and all-repeat pages change nothing
             started = time.perf_counter()
-            kept = done.seen_above(state.seen_floor, state.late_floors)
+            kept = done.seen_above(state.keep_floor, state.late_floors)
             self.fold_requests(state.totals)
             self.store.commit(state, kept)
             log.debug("page committed: %d records, %d seen ids stored, %.1f ms",

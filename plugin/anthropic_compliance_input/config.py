@@ -182,6 +182,10 @@ class CollectConfig(_Section):
     # Access Transparency may arrive two business days late: Friday to Tuesday is 96 h, so 7 days
     late_lookback: Annotated[Duration, _bounded(timedelta(0), timedelta(days=90))] = timedelta(days=7)
     late_activity_types: list[Token] = ["anthropic_access", "cmek_preserve"]
+    # off by default: every so often re-read ALL types over deep_reconcile_lookback, to prove that
+    # nothing indexed later than the overlap was missed (the seen set then keeps that window's ids)
+    deep_reconcile_interval: Annotated[Duration, _bounded(timedelta(0), timedelta(days=30))] = timedelta(0)
+    deep_reconcile_lookback: Annotated[Duration, _bounded(timedelta(minutes=10), timedelta(days=90))] = timedelta(days=1)
 
 
 class OutputConfig(_Section):

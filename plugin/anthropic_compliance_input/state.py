@@ -71,6 +71,8 @@ class State:
     high_water: Time  # everything before high_water - overlap has been delivered
     seen_floor: Time  # the seen set holds every id delivered with a stamp >= seen_floor
     late_floors: dict[str, Time] = field(default_factory=dict)  # ... and each late type's ids above its floor
+    deep_floor: Time | None = None  # deep reconciliation on: ... and every id above this floor
+    last_deep: Time | None = None  # API clock at the start of the last deep reconciliation that completed
     totals: Counters = field(default_factory=Counters)
     runs: Count = 0
     last_success: Time | None = None  # API clock at the start of the last poll that completed
@@ -82,6 +84,11 @@ class State:
     last_error_at: Time | None = None
     last_error_reason: str | None = None
     organization: str | None = None  # the API's anthropic-organization-id for the key that wrote it
+
+    @property
+    def keep_floor(self) -> float:
+        """Every id stamped at or above this stays in the seen set, whatever its type."""
+        return self.seen_floor if self.deep_floor is None else min(self.seen_floor, self.deep_floor)
 
     @classmethod
     def starting_at(cls, origin: float) -> "State":
@@ -213,12 +220,11 @@ class StateStore:
             with db:
                 db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", seen)
                 if prune:
-                    kinds = list(state.late_floors)
+                    kinds, keep = list(state.late_floors), state.keep_floor
                     db.execute(f"DELETE FROM seen WHERE stamp < ? AND (type IS NULL OR type NOT IN "
-                               f"({','.join('?' * len(kinds))}))", [state.seen_floor, *kinds])
+                               f"({','.join('?' * len(kinds))}))", [keep, *kinds])
                     for kind, floor in state.late_floors.items():
-                        db.execute("DELETE FROM seen WHERE type = ? AND stamp < ? AND stamp < ?",
-                                   (kind, floor, state.seen_floor))
+                        db.execute("DELETE FROM seen WHERE type = ? AND stamp < ? AND stamp < ?", (kind, floor, keep))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?), ('state', ?)",
                            (str(VERSION), _STATE.dump_json(state).decode()))
         except sqlite3.DatabaseError as exc:

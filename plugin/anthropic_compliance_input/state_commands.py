@@ -23,8 +23,8 @@ def show(config: str | None) -> int:
         return Exit.OK
     seen, late = store.counts(state.late_floors or cfg.collect.late_activity_types)
     doc = asdict(state)
-    for name in ("origin", "high_water", "seen_floor", "last_success", "last_attempt", "newest_activity",
-                 "last_error_at"):
+    for name in ("origin", "high_water", "seen_floor", "deep_floor", "last_deep", "last_success", "last_attempt",
+                 "newest_activity", "last_error_at"):
         doc[name] = iso(doc[name])
     doc["late_floors"] = {kind: iso(floor) for kind, floor in state.late_floors.items()}
     print(json.dumps({"version": VERSION, "path": cfg.state.path, **doc, "seen": seen, "late_seen": late}, indent=2))
