@@ -110,3 +110,22 @@ def test_the_man_page_lists_every_config_key_with_its_default():
         for key in field.annotation.model_fields:
             assert f"\n{key} = " in section, key
     assert 'forward_ack_timeout_seconds = 30.0' in section and 'target = "stderr"' in section
+
+
+def test_the_lateness_defaults_cover_a_weekend_and_the_readme_states_each_limit():
+    """Found on 0.1: late_lookback was 72 h, less than "two business days" over a weekend (Friday
+    evening to Tuesday morning is 96 h), and no document said what arrives too late to be read."""
+    from datetime import timedelta
+    from pathlib import Path
+
+    from anthropic_compliance_input.config import Config
+
+    collect = Config().collect
+    assert collect.late_lookback >= timedelta(hours=120)
+    assert set(collect.late_activity_types) == {"anthropic_access", "cmek_preserve"}
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    limits = readme[readme.index("**Lateness limits, plainly.**"):]
+    for fact in ("settle_delay_seconds + overlap_seconds` (6 minutes with the defaults)",
+                 "within `late_lookback` (7 days)", "up to 96 hours", "is not delivered by the regular windows",
+                 "deep_reconcile_interval"):
+        assert fact in limits, fact
