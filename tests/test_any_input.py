@@ -98,6 +98,9 @@ def test_the_inputs_found_by_hand_are_usage_errors(capsys, dead_api, tmp_path, a
     *[({}, {"output": {"forward_host": host}}, "output.forward_host") for host in ("", "unix://", "exa mple")],
     ({"interval_seconds": 1e-300}, None, "interval_seconds"),
     *[({}, {"api": {"activity_types": [kind]}}, "api.activity_types") for kind in ("", "a\nb", "a\x00b")],
+    # found by an adversarial review: a deep window inside the settle delay would log a proof of nothing
+    ({"settle_delay_seconds": 900, "deep_reconcile_interval": "1h", "deep_reconcile_lookback": "10m"}, None,
+     "deep_reconcile_lookback"),
 ])
 def test_config_values_found_by_hand_are_configuration_errors(collect, state_path, needle):
     doc = {"collect": collect}
@@ -138,13 +141,30 @@ def test_an_empty_argument_is_a_usage_error_not_a_default(capsys, dead_api, tmp_
     assert code == Exit.USAGE and "must not be empty" in err, err
 
 
+def test_a_forward_host_that_loads_is_one_a_socket_can_use(monkeypatch, tmp_path):
+    """Found by an adversarial review: "[::1]" loaded and failed every connect (69); a unix
+    socket path with ~ was checked expanded but used as written."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    out = parse_config({"output": {"forward_host": "[::1]"}}, "config.toml").output
+    assert socket.getaddrinfo(out.forward_host, out.forward_port)
+    out = parse_config({"output": {"forward_host": "unix://~/fluent.sock"}}, "config.toml").output
+    assert out.forward_host == f"unix://{tmp_path}/fluent.sock"
+
+
 @pytest.mark.parametrize("what", ["config", "key file"])
-@pytest.mark.parametrize("kind", ["fifo", "device", "huge"])
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge", "socket", "through-a-file"])
 def test_a_config_or_key_file_that_is_not_a_small_regular_file_is_refused_not_a_hang(
         capsys, dead_api, tmp_path, monkeypatch, what, kind):
     target = tmp_path / "target"
     if kind == "fifo":
         os.mkfifo(target, 0o600)  # nobody writes: a plain open() would block for ever
+    elif kind == "socket":  # open() fails with ENXIO
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(target))
+        target.chmod(0o600)
+    elif kind == "through-a-file":  # ENOTDIR
+        (tmp_path / "file").write_text("x")
+        target = tmp_path / "file" / "key"
     elif kind == "device":
         target = Path("/dev/zero")  # never ends
     else:
@@ -159,7 +179,8 @@ def test_a_config_or_key_file_that_is_not_a_small_regular_file_is_refused_not_a_
                                    "state": {"path": str(tmp_path / "state.db")}}))
         code, err = invoke(capsys, ["--config", str(cfg), "run"])
     assert code == Exit.CONFIG and "Traceback" not in err, err
-    assert "regular file" in err or "larger than" in err or "readable or writable by others" in err, err
+    assert any(why in err for why in ("regular file", "larger than", "readable or writable by others",
+                                      "Not a directory", "does not exist", "file not found")), err
 
 
 base_urls = st.builds(lambda scheme, host, port, path: f"{scheme}://{host}{port}{path}",

@@ -94,3 +94,28 @@ def test_migration_claims_no_more_late_coverage_than_version_1_kept(plugin: Plug
     result = plugin.run()
     assert result.rc == 0, result.stderr
     assert not set(result.ids) & {r["id"] for r in old_access}
+
+
+def test_a_version_1_state_from_a_host_days_ahead_is_repaired_not_refused(plugin: Plugin, model):
+    """Release 0.1 trusted the host's clock: on a host two days ahead it wrote a cursor and a
+    last_success two days ahead of the API's. The run goes back to the newest delivered activity
+    (repeats rather than a gap), as the README says; found by an adversarial review to be
+    refused (65) by the first cut of the "dates ahead" check."""
+    import time
+
+    model.clock_offset = -2 * 86400.0  # the host two days ahead of the API
+    api_now = model.clock()
+    records = model.generate(100, api_now - 6 * 3600, api_now - 60)
+    ordered = sorted(records, key=lambda r: (epoch(r["created_at"]), r["id"]))
+    doc = v1_state(records, delivered=60)
+    host_now = time.time()
+    doc["cursor"]["high_water"] = format_rfc3339(host_now - 60)  # what 0.1 wrote: host now - settle
+    doc["stats"]["last_success"] = format_rfc3339(host_now)
+    legacy = plugin.state_path.with_suffix(".json")
+    legacy.parent.mkdir(parents=True, exist_ok=True)
+    legacy.write_text(json.dumps(doc))
+    first, second = plugin.run(), plugin.run()
+    assert first.rc == 0 and second.rc == 0, second.stderr
+    assert "is ahead of the API's clock" in first.stderr + second.stderr  # the first answer shows the skew
+    assert {r["id"] for r in ordered[60:]} <= set(first.ids + second.ids)  # nothing lost
+    assert plugin.run().ids == []

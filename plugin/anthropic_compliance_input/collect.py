@@ -48,6 +48,7 @@ class Collector:
         self.skew_logged: float | None = skew if skew is not None and abs(skew) > SKEW_TOLERANCE else None
         self.counters = Counters()
         self.limit = 0.0  # the API's now - settle, as its latest answer showed it
+        self.now = 0.0  # the API's now at the poll's start, as its answers showed it
         self._folded = self._request_counts()
 
     def poll(self) -> tuple[Counters, str | None]:
@@ -60,9 +61,10 @@ class Collector:
         if max(state.high_water, *self._dates()) > now + SKEW_TOLERANCE:
             now = self._measure_clock()  # the state looks ahead: ask the API's clock before acting
         until = self.limit = now - c.settle_delay_seconds
+        self.now = now  # lowered by the first answer if the skew measured last time is stale
+        self._repair_cursor(now, until)
         self._refuse_dates_ahead(now)
         state.last_attempt = now
-        self._repair_cursor(now, until)
         self.fold_requests(state.totals)
         self.store.commit(state, prune=False)  # a state that cannot be written fails here, before any line
         floors = self._late_floors()  # before the main window's commits prune by them
@@ -78,6 +80,7 @@ class Collector:
             if stopped is None:  # all of [lower, until) is delivered: the cursor may move to its end
                 state.high_water = max(state.high_water, min(epoch(main.lt or ""), self.limit))
 
+        now, until = self.now, self.limit  # the API's clock as its answers showed it: floors follow it
         lookback = c.late_lookback.total_seconds()
         groups: dict[float, list[str]] = {}  # types share a query when they share a lower bound
         for kind, floor in floors.items():
@@ -88,7 +91,8 @@ class Collector:
                                   activity_types=tuple(kinds), **filters)
                 stopped = self._reconcile(reconcile, counters)
         if stopped is None:
-            stopped = self._deep(now, until, filters, counters)
+            stopped = self._deep(self.now, self.limit, filters, counters)
+        now = self.now
 
         counters.requests = self.client.counters.requests - requests
         counters.retries = self.client.counters.retries - retries
@@ -120,14 +124,15 @@ class Collector:
         if floor is None or (state.last_deep is not None and now - state.last_deep < c.deep_reconcile_interval.total_seconds()):
             return None
         lower = max(now - c.deep_reconcile_lookback.total_seconds(), floor, state.origin)
+        if lower >= until:  # nothing covered yet: no claim about an empty window
+            return None
         before = counters.emitted + counters.rejected
-        if lower < until:
-            query = Query(limit=api.page_size, gte=format_rfc3339(lower), lt=format_rfc3339(until),
-                          activity_types=tuple(api.activity_types),
-                          exclude_activity_types=tuple(api.exclude_activity_types), **filters)
-            stopped = self._read(query, counters, advance=False)
-            if stopped is not None:
-                return stopped
+        query = Query(limit=api.page_size, gte=format_rfc3339(lower), lt=format_rfc3339(until),
+                      activity_types=tuple(api.activity_types),
+                      exclude_activity_types=tuple(api.exclude_activity_types), **filters)
+        stopped = self._read(query, counters, advance=False)
+        if stopped is not None:
+            return stopped
         found = counters.emitted + counters.rejected - before
         (log.warning if found else log.info)(
             "deep reconciliation of [%s, %s): %d activities the regular windows had missed, delivered now",
@@ -171,9 +176,10 @@ class Collector:
                             *s.late_floors.values()) if t is not None]
 
     def _refuse_dates_ahead(self, now: float) -> None:
-        """An origin, floor or date more than a day ahead of the API's clock (a hand edit, or a
-        `state reset --since` typo) would stop collection for good while `status` looked healthy."""
-        if max(self._dates()) > now + 86400:
+        """An origin, floor or date more than a day ahead of both clocks (a hand edit) would stop
+        collection for good while `status` looked healthy. (`--since` may be a day ahead of the
+        host's clock, which may be ahead of the API's: that only waits.)"""
+        if max(self._dates()) > max(now, time.time()) + 86400 + SKEW_TOLERANCE:
             raise PluginError(Exit.DATAERR, f"state {self.store.path} has a date more than a day ahead of the "
                               f"API's clock ({format_rfc3339(now)}): {format_rfc3339(max(self._dates()))}",
                               f"see `{NAME} state show`; collection stops rather than wait for that date: "
@@ -190,8 +196,13 @@ class Collector:
         log.warning("the cursor (%s) is ahead of the API's clock (%s): reading again from %s; some "
                     "activities may be delivered twice", format_rfc3339(state.high_water),
                     format_rfc3339(until + self.cfg.collect.settle_delay_seconds), format_rfc3339(back))
-        state.high_water = back
-        state.seen_floor = min(state.seen_floor, back - self.cfg.collect.overlap_seconds)
+        floor = back - self.cfg.collect.overlap_seconds  # the same clock wrote every floor and date
+        state.high_water, state.origin, state.seen_floor = back, min(state.origin, back), min(state.seen_floor, floor)
+        state.late_floors = {kind: min(f, floor) for kind, f in state.late_floors.items()}
+        state.deep_floor = None if state.deep_floor is None else min(state.deep_floor, floor)
+        for name in ("last_success", "last_deep", "newest_activity"):
+            if (value := getattr(state, name)) is not None:
+                setattr(state, name, min(value, now))
 
     def _reconcile(self, query: Query, counters: Counters) -> str | None:
         """Re-read the late types. These two are documented outside the activity-type enum, so an
@@ -257,6 +268,7 @@ class Collector:
             return
         self.state.clock_skew = skew if abs(skew) > 1.0 else 0.0  # within a second: the host's is finer
         self.limit = min(self.limit, page.api_time - self.cfg.collect.settle_delay_seconds)
+        self.now = min(self.now, page.api_time + 0.5)
         if abs(skew) > SKEW_TOLERANCE and (self.skew_logged is None or abs(skew - self.skew_logged) > SKEW_TOLERANCE):
             log.warning("the host clock is %s; windows follow the API's clock (fix NTP)", skew_text(skew))
             self.skew_logged = skew

@@ -187,6 +187,14 @@ class CollectConfig(_Section):
     deep_reconcile_interval: Annotated[Duration, _bounded(timedelta(0), timedelta(days=30))] = timedelta(0)
     deep_reconcile_lookback: Annotated[Duration, _bounded(timedelta(minutes=10), timedelta(days=90))] = timedelta(days=1)
 
+    @model_validator(mode="after")
+    def _deep_reaches_past_the_overlap(self) -> "CollectConfig":
+        if self.deep_reconcile_interval and (self.deep_reconcile_lookback.total_seconds()
+                                             <= self.settle_delay_seconds + self.overlap_seconds):
+            raise ValueError("deep_reconcile_lookback must be longer than settle_delay_seconds + overlap_seconds "
+                             "(the regular windows already cover that much)")
+        return self
+
 
 class OutputConfig(_Section):
     mode: Literal["stdout", "forward"] = "stdout"
@@ -206,12 +214,11 @@ class OutputConfig(_Section):
     @classmethod
     def _host_or_socket(cls, value: str) -> str:
         if value.startswith("unix://"):
-            file_path(value.removeprefix("unix://"))
-            return value
+            return "unix://" + file_path(value.removeprefix("unix://"))  # ~ expanded
         problem = check_host(value)
         if problem:
             raise ValueError(f"{problem}; or unix:///path/to/socket")
-        return value
+        return value.removeprefix("[").removesuffix("]")  # [::1] -> ::1, as a socket address takes it
 
 
 class LogConfig(_Section):
@@ -295,11 +302,13 @@ def load_config(arg: str | None) -> LoadedConfig:
 def read_small_file(path: Path, limit: int, what: str) -> bytes:
     """A regular file's bytes, at most `limit` of them: a FIFO would block the read for ever and
     /dev/zero never end it, so anything else is a configuration error."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO's open would block without it
+    if not stat.S_ISREG(os.stat(path).st_mode):  # before open(): a FIFO's blocks, a socket's fails
+        raise PluginError(Exit.CONFIG, f"{what} {path} is not a regular file",
+                          "write it to a file (a pipe can be read once; --follow and SIGHUP read it again)")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # replaced by a FIFO since: no block
     with open(fd, "rb", buffering=0) as fh:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise PluginError(Exit.CONFIG, f"{what} {path} is not a regular file", "name a file")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PluginError(Exit.CONFIG, f"{what} {path} is not a regular file", "write it to a file")
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise PluginError(Exit.CONFIG, f"{what} {path} is larger than {limit} bytes", f"is it the {what} file?")

@@ -61,6 +61,8 @@ def _read_key_file(path: Path) -> str:
     except PermissionError:
         raise PluginError(Exit.CONFIG, f"key file {path} cannot be read by this user",
                           "run as the shipper's user or make the file readable by its group (0640)") from None
+    except OSError as exc:  # a path through a file (ENOTDIR), a name too long, a loop of links
+        raise PluginError(Exit.CONFIG, f"key file {path}: {exc.strerror or exc}", "fix [key] file") from None
     if info.st_mode & (stat.S_IROTH | stat.S_IWOTH | stat.S_IWGRP):
         raise PluginError(
             Exit.CONFIG,
@@ -73,6 +75,8 @@ def _read_key_file(path: Path) -> str:
     except PermissionError:
         raise PluginError(Exit.CONFIG, f"key file {path} cannot be read by this user",
                           "run as the shipper's user or make the file readable by its group (0640)") from None
+    except OSError as exc:
+        raise PluginError(Exit.CONFIG, f"key file {path}: {exc.strerror or exc}", "fix [key] file") from None
 
 
 def keyring_backend() -> tuple[object | None, str]:
