@@ -4,7 +4,8 @@ Each poll reads, oldest first, the window [high_water - overlap, now - settle_de
 is the API's clock (its Date header), never a host clock that disagrees: nothing younger than
 the settle delay (the API indexes within a minute), an overlap re-read behind the cursor for
 stragglers, ids already delivered skipped. A second, small pass re-reads the late activity types
-(Access Transparency can arrive two business days late) over late_lookback. One clock per poll
+(Access Transparency can arrive two business days late) over late_lookback; an optional third
+re-reads every type over a longer window, to prove nothing was missed. One clock per poll
 for every window and every prune; no query reaches below what the seen set covers.
 After every page: dead letters synced, lines written, then one state transaction — so a kill at
 any instant repeats at most the page in flight and never skips one.
@@ -16,8 +17,8 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from .api import ApiError, Client, Page, Query
 from . import NAME
+from .api import ApiError, Client, Page, Query
 from .config import Config
 from .errors import Exit, PluginError
 from .formats import shaper
@@ -52,8 +53,9 @@ class Collector:
         self._folded = self._request_counts()
 
     def poll(self) -> tuple[Counters, str | None]:
-        """One poll: the main window, then the late-type reconciliation. Returns what it did and
-        why it ended early (a signal or max-runtime), if it did."""
+        """One poll: the main window, the late-type reconciliation, then (when it is on and due)
+        the deep reconciliation. Returns what it did and why it ended early (a signal or
+        max-runtime), if it did."""
         c, api, state = self.cfg.collect, self.cfg.api, self.state
         counters = self.counters = Counters()  # kept on the collector: a poll cut short still counts
         requests, retries = self.client.counters.requests, self.client.counters.retries
