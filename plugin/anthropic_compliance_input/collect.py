@@ -93,8 +93,8 @@ class Collector:
                                   activity_types=tuple(kinds), **filters)
                 stopped = self._reconcile(reconcile, counters)
         if stopped is None:
-            stopped = self._deep(self.now, self.limit, filters, counters)
-        now = self.now
+            stopped = self._deep(filters, counters)
+        now = self.now  # lowered by any answer since
 
         counters.requests = self.client.counters.requests - requests
         counters.retries = self.client.counters.retries - retries
@@ -117,11 +117,11 @@ class Collector:
             return None
         return self.state.deep_floor if self.state.deep_floor is not None else self.state.seen_floor
 
-    def _deep(self, now: float, until: float, filters: dict[str, Any], counters: Counters) -> str | None:
+    def _deep(self, filters: dict[str, Any], counters: Counters) -> str | None:
         """Every deep_reconcile_interval, re-read ALL types over deep_reconcile_lookback: whatever
         the regular windows missed (an activity indexed later than the overlap) is delivered now,
         and said, so an operator can prove the trail complete."""
-        c, api, state = self.cfg.collect, self.cfg.api, self.state
+        c, api, state, now, until = self.cfg.collect, self.cfg.api, self.state, self.now, self.limit
         floor = self._deep_floor()
         if floor is None or (state.last_deep is not None and now - state.last_deep < c.deep_reconcile_interval.total_seconds()):
             return None
@@ -181,9 +181,10 @@ class Collector:
         """An origin, floor or date more than a day ahead of both clocks (a hand edit) would stop
         collection for good while `status` looked healthy. (`--since` may be a day ahead of the
         host's clock, which may be ahead of the API's: that only waits.)"""
-        if max(self._dates()) > max(now, time.time()) + 86400 + SKEW_TOLERANCE:
+        latest = max(self._dates())
+        if latest > max(now, time.time()) + 86400 + SKEW_TOLERANCE:
             raise PluginError(Exit.DATAERR, f"state {self.store.path} has a date more than a day ahead of the "
-                              f"API's clock ({format_rfc3339(now)}): {format_rfc3339(max(self._dates()))}",
+                              f"API's clock ({format_rfc3339(now)}): {format_rfc3339(latest)}",
                               f"see `{NAME} state show`; collection stops rather than wait for that date: "
                               f"`{NAME} state reset --since <last good time>` starts again from there")
 

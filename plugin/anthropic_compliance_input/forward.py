@@ -88,9 +88,22 @@ def _pack_entry(packer: msgpack.Packer, time_: ormsgpack.Ext, record: Any) -> by
     try:
         return head + packer.pack(record)
     except (OverflowError, ValueError, TypeError):  # (UnicodeEncodeError is a ValueError)
-        log.warning("activity %s: sent with integers beyond 64 bits as strings and invalid Unicode "
-                    "escaped (msgpack cannot carry them as they are)", record.get("id") if type(record) is dict else "?")
-        return head + packer.pack(_packable(record))
+        return head + packer.pack(packable(record))
+
+
+def packable(record: Any) -> Any:
+    """The record as msgpack can carry it, said in the log: both forward senders send it so
+    rather than stall the page on a record that is valid JSON."""
+    log.warning("activity %s: sent with integers beyond 64 bits as strings and invalid Unicode escaped "
+                "(msgpack cannot carry them as they are)", _record_id(record))
+    return _packable(record)
+
+
+def _record_id(record: Any) -> Any:
+    """The id in any output format: raw `id`, ECS `event.id`, OCSF `metadata.uid`."""
+    if type(record) is dict:
+        return record.get("id") or (record.get("event") or {}).get("id") or (record.get("metadata") or {}).get("uid")
+    return "?"
 
 
 def _packable(value: Any) -> Any:

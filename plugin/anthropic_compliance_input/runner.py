@@ -33,8 +33,7 @@ def run(config: str | None, follow: bool = False, since: str | None = None, max_
     origin = since_arg(since) if since else None  # from the start, however long the first attempt waits
     stopper = Stopper()
     stopper.install(max_runtime)
-    run = Run(config, follow, since, origin, stdout_closed, started, stopper)
-    run.format = fmt
+    run = Run(config, follow, since, origin, stdout_closed, started, stopper, fmt)
     try:
         return run.follow() if follow else run.attempt()
     finally:
@@ -53,14 +52,14 @@ class Run:
     """
 
     def __init__(self, config: str | None, follow: bool, since: str | None, origin: float | None,
-                 stdout_closed: bool, started: float, stopper: Stopper) -> None:
+                 stdout_closed: bool, started: float, stopper: Stopper, fmt: str | None = None) -> None:
         self.config, self.is_follow, self.since, self.stdout_closed = config, follow, since, stdout_closed
         self.origin = origin
         self.had_state = False  # a state this run has used: it must not vanish between attempts
         self.started, self.stopper = started, stopper
         self.health = Health()
         self.cfg: Config | None = None  # the last config that loaded
-        self.format: str | None = None  # run --format: wins over [output] format
+        self.format = fmt  # run --format: wins over [output] format
         self.metrics_path: str | None = None
         self.interval = 60.0
         self.total = Counters()  # every client of this run counts its requests into it
@@ -82,8 +81,9 @@ class Run:
                 if exc.code in (Exit.USAGE, Exit.IOERR) or (exc.code == Exit.DATAERR and not isinstance(exc, ApiError)):
                     return self._give_up(exc)
                 self.failures += 1
-                delay = min(5.0 * 2 ** min(self.failures - 1, 20), max(self.interval, 5.0))
-                self.episodes.failed(exc, delay, cap=max(self.interval, 5.0))
+                cap = max(self.interval, 5.0)
+                delay = min(5.0 * 2 ** min(self.failures - 1, 20), cap)
+                self.episodes.failed(exc, delay, cap)
             try:
                 self.stopper.sleep(delay)
             except Interrupted:

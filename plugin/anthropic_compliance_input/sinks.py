@@ -15,7 +15,6 @@ import orjson
 
 from .config import OutputConfig
 from .errors import Exit, PluginError
-from .logs import log
 from .timeutil import epoch_ns, format_rfc3339
 
 BATCH_BYTES = 1 << 16  # one write(2) per 64 KB of lines: a stop lands between batches
@@ -126,13 +125,10 @@ class ForwardSink:
                 seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
             ok, error = self._emit(EventTime(seconds, nanos), record)
             if not ok and isinstance(error, (OverflowError, ValueError, TypeError)):
-                # what msgpack cannot carry as it is (valid JSON): big integers as digits, bad Unicode escaped
-                from .forward import _packable
+                from .forward import packable  # valid JSON msgpack cannot carry as it is
 
-                log.warning("activity %s: sent with integers beyond 64 bits as strings and invalid Unicode escaped "
-                            "(msgpack cannot carry them as they are)", _record_id(record))
                 self.sender.clear_last_error()
-                ok, error = self._emit(EventTime(seconds, nanos), _packable(record))
+                ok, error = self._emit(EventTime(seconds, nanos), packable(record))
             if not ok:
                 self.sender.clear_last_error()
                 self.sender.close()  # a fresh connection for the next attempt, nothing pending
@@ -151,12 +147,6 @@ class ForwardSink:
 
     def close(self) -> None:
         self.sender.close()
-
-
-def _record_id(record: Any) -> Any:
-    if type(record) is dict:
-        return record.get("id") or (record.get("event") or {}).get("id") or (record.get("metadata") or {}).get("uid")
-    return "?"
 
 
 Sink = Any  # StdoutSink (lines), ForwardSink or forward.AckedForwardSink (records with their event time)
